@@ -1,0 +1,265 @@
+/* Feeding a sandbox and collecting its output; see collect.h.
+ *
+ * One poll() loop per run watches: the program's stdin (written without
+ * blocking, then closed so the runner sees EOF), its stdout and stderr (kept
+ * up to the output limit), the seccomp listener (every call outside the
+ * allowlist is answered EPERM here and counted) and the pidfd (the program
+ * ended). The loop ends when the program has exited and both outputs reached
+ * EOF; a deadline, an output overflow or a host fault kill the whole cgroup.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jail/collect.h"
+
+/* After the program exits, how long its outputs may take to reach EOF. */
+#define DRAIN_GRACE_MS 1000
+
+struct stream {
+	int fd;
+	char *buf;
+	size_t len, cap, limit;
+	bool overflow;
+};
+
+struct run_state {
+	struct spawned *s;
+	struct cgroup_run *cg;
+	const struct collect_input *in;
+	size_t part, offset;          /* next input byte to write */
+	struct stream out, errout;
+	bool exited, killed;
+	unsigned hits;
+	unsigned long denied;         /* system calls refused by the policy */
+	siginfo_t status;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void kill_sandbox(struct run_state *st)
+{
+	if (st->killed)
+		return;
+	st->killed = true;
+	cgroup_run_kill(st->cg);
+	syscall(SYS_pidfd_send_signal, st->s->pidfd, SIGKILL, NULL, 0);
+}
+
+static void close_stdin(struct run_state *st)
+{
+	if (st->s->stdin_fd >= 0)
+		close(st->s->stdin_fd);
+	st->s->stdin_fd = -1;
+}
+
+static int write_input(struct run_state *st)
+{
+	const struct collect_input *in = st->in;
+
+	while (st->part < 3) {
+		size_t left = in->lens[st->part] - st->offset;
+		if (left == 0) {
+			st->part++;
+			st->offset = 0;
+			continue;
+		}
+		ssize_t n = write(st->s->stdin_fd, in->parts[st->part] + st->offset, left);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			/* EPIPE: the program stopped reading; its exit tells the rest */
+			break;
+		}
+		st->offset += n;
+	}
+	close_stdin(st);
+	return 0;
+}
+
+/* Reads what is there; returns false at EOF. Past the limit, bytes are
+ * dropped and the sandbox is killed: a flood must not cost more than that. */
+static bool read_stream(struct run_state *st, struct stream *sm)
+{
+	char scratch[65536];
+	ssize_t n = read(sm->fd, scratch, sizeof(scratch));
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	if (n == 0)
+		return false;
+	size_t keep = (size_t)n;
+	if (sm->len + keep > sm->limit) {
+		keep = sm->limit - sm->len;
+		sm->overflow = true;
+		st->hits |= JAIL_HIT_OUTPUT;
+		kill_sandbox(st);
+	}
+	if (sm->len + keep > sm->cap) {
+		size_t cap = sm->cap ? sm->cap : 65536;
+		while (cap < sm->len + keep)
+			cap *= 2;
+		if (cap > sm->limit)
+			cap = sm->limit;
+		char *buf = realloc(sm->buf, cap);
+		if (!buf) {
+			kill_sandbox(st);
+			return true;
+		}
+		sm->buf = buf;
+		sm->cap = cap;
+	}
+	memcpy(sm->buf + sm->len, scratch, keep);
+	sm->len += keep;
+	return true;
+}
+
+static void close_stream(struct stream *sm)
+{
+	if (sm->fd >= 0)
+		close(sm->fd);
+	sm->fd = -1;
+}
+
+/* Every call outside the allowlist arrives here: refuse it with EPERM. */
+static void answer_notification(struct run_state *st)
+{
+	struct seccomp_notif req;
+	struct seccomp_notif_resp resp;
+
+	memset(&req, 0, sizeof(req));
+	if (ioctl(st->s->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0)
+		return; /* the caller died meanwhile */
+	memset(&resp, 0, sizeof(resp));
+	resp.id = req.id;
+	resp.error = -EPERM;
+	if (ioctl(st->s->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0)
+		st->denied++;
+}
+
+static void reap(struct run_state *st)
+{
+	memset(&st->status, 0, sizeof(st->status));
+	if (waitid(P_PIDFD, st->s->pidfd, &st->status, WEXITED) == 0)
+		st->exited = true;
+}
+
+enum { PF_STDIN, PF_STDOUT, PF_STDERR, PF_NOTIFY, PF_PID, PF_COUNT };
+
+static int poll_once(struct run_state *st, int timeout)
+{
+	struct pollfd p[PF_COUNT] = {
+		[PF_STDIN] = { st->s->stdin_fd, POLLOUT, 0 },
+		[PF_STDOUT] = { st->out.fd, POLLIN, 0 },
+		[PF_STDERR] = { st->errout.fd, POLLIN, 0 },
+		[PF_NOTIFY] = { st->s->notify_fd, POLLIN, 0 },
+		[PF_PID] = { st->exited ? -1 : st->s->pidfd, POLLIN, 0 },
+	};
+	int n = poll(p, PF_COUNT, timeout);
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	if (p[PF_STDIN].revents)
+		write_input(st);
+	if (p[PF_STDOUT].revents && !read_stream(st, &st->out))
+		close_stream(&st->out);
+	if (p[PF_STDERR].revents && !read_stream(st, &st->errout))
+		close_stream(&st->errout);
+	if (p[PF_NOTIFY].revents & POLLIN)
+		answer_notification(st);
+	else if (p[PF_NOTIFY].revents) {
+		close(st->s->notify_fd); /* no task uses the filter any more */
+		st->s->notify_fd = -1;
+	}
+	if (p[PF_PID].revents)
+		reap(st);
+	return 0;
+}
+
+static void judge(struct run_state *st, struct run_result *res)
+{
+	res->signal = 0;
+	if (st->status.si_code == CLD_EXITED) {
+		res->exit_code = st->status.si_status;
+	} else {
+		res->exit_code = -1;
+		res->signal = st->status.si_status;
+	}
+	if (st->killed)
+		res->exit_code = -1;
+	if (res->signal == SIGSYS)
+		st->hits |= JAIL_HIT_SECCOMP;
+	if (res->signal == SIGXFSZ)
+		st->hits |= JAIL_HIT_FSIZE;
+	if (res->signal == SIGXCPU)
+		st->hits |= JAIL_HIT_TIMEOUT;
+	/* a refused call only explains a failure, not a success */
+	if (st->denied && res->exit_code != 0)
+		st->hits |= JAIL_HIT_SECCOMP;
+	res->hits = st->hits;
+}
+
+int collect_run(struct spawned *s, struct cgroup_run *cg, const struct collect_input *in,
+		size_t output_limit, unsigned timeout_ms, struct run_result *res,
+		char *err, size_t errlen)
+{
+	struct run_state st = {
+		.s = s, .cg = cg, .in = in,
+		.out = { .fd = s->stdout_fd, .limit = output_limit },
+		.errout = { .fd = s->stderr_fd, .limit = output_limit },
+	};
+	s->stdout_fd = s->stderr_fd = -1; /* owned by the streams now */
+	double start = now_ms(), deadline = start + timeout_ms, drain_until = 0;
+	int rc = 0;
+
+	fcntl(s->stdin_fd, F_SETFL, O_NONBLOCK);
+	write_input(&st);
+	while (!st.exited || st.out.fd >= 0 || st.errout.fd >= 0) {
+		double now = now_ms();
+		if (now >= deadline && !st.exited && !st.killed) {
+			st.hits |= JAIL_HIT_TIMEOUT;
+			kill_sandbox(&st);
+		}
+		if (st.exited && drain_until == 0)
+			drain_until = now + DRAIN_GRACE_MS;
+		if (drain_until && now >= drain_until)
+			break; /* something still holds the pipes: give up on them */
+		double until = st.exited ? drain_until : (st.killed ? now + 1000 : deadline);
+		int timeout = until > now ? (int)(until - now) + 1 : 0;
+		if (poll_once(&st, timeout) != 0) {
+			snprintf(err, errlen, "collecting the run: poll: %s", strerror(errno));
+			kill_sandbox(&st);
+			rc = -1;
+			break;
+		}
+	}
+	if (!st.exited) {
+		kill_sandbox(&st);
+		reap(&st);
+	}
+	res->duration_ms = now_ms() - start;
+	close_stdin(&st);
+	close_stream(&st.out);
+	close_stream(&st.errout);
+	res->out = st.out.buf;
+	res->out_len = st.out.len;
+	res->err = st.errout.buf;
+	res->err_len = st.errout.len;
+	judge(&st, res);
+	return rc;
+}

@@ -1,0 +1,394 @@
+/* The executor: slots, languages and the life of a sandbox.
+ *
+ * Theory of operation
+ *
+ * executor_init prepares, once, everything a sandbox of each language needs:
+ * the mount plan, argv and environment, the exported seccomp program and the
+ * rlimits; it creates the cgroups (jail/cgroup.c) and a mount point for the
+ * jails' roots. A slot is one sandbox that may be alive: slot k runs as uid
+ * and gid uid_base + k, so no two live sandboxes share an identity, and has
+ * its own v1 cgroups on hybrid hosts. sandbox_take waits for a free slot,
+ * creates the run's cgroup and starts the jailed interpreter (jail/spawn.c);
+ * sandbox_collect feeds and watches it (jail/collect.c); sandbox_release
+ * kills what is left, removes the cgroup and frees the slot.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jail/cgroup.h"
+#include "jail/collect.h"
+#include "jail/executor.h"
+#include "jail/languages.h"
+#include "jail/mounts.h"
+#include "jail/seccomp_policy.h"
+#include "jail/spawn.h"
+
+#define MAX_LANGUAGES 8
+#define MAX_LIMITS 8
+
+struct lang_state {
+	const struct language *lang;
+	struct mount_plan mounts;
+	char **argv;
+	char **envp;
+	struct sock_fprog *seccomp;
+	struct spawn_limit limits[MAX_LIMITS];
+	struct spawn_plan plan;
+};
+
+struct sandbox {
+	unsigned slot;
+	struct lang_state *ls;
+	struct cgroup_run cg;
+	struct spawned proc;
+	bool running;
+	char header[32];
+	struct collect_input input;
+};
+
+static struct {
+	const struct jail_config *cfg;
+	struct lang_state langs[MAX_LANGUAGES];
+	size_t n_langs;
+	char root[4096];
+	pthread_mutex_t lock;
+	pthread_cond_t slot_freed;
+	struct sandbox **slots; /* the sandbox holding each slot, or NULL */
+	unsigned n_slots;
+} ex = { .lock = PTHREAD_MUTEX_INITIALIZER, .slot_freed = PTHREAD_COND_INITIALIZER };
+
+const struct jail_config *executor_config(void)
+{
+	return ex.cfg;
+}
+
+/* ---- preparing the languages -------------------------------------------------- */
+
+/* argv with @RUNNER@ and @HEAP_MB@ filled in. */
+static char **build_argv(const struct language *lang, const char *executable)
+{
+	size_t n = 0;
+	while (lang->args[n])
+		n++;
+	char **argv = calloc(n + 2, sizeof(char *));
+	if (!argv)
+		return NULL;
+	argv[0] = strdup(executable);
+	unsigned long long heap_mb = ex.cfg->memory_limit * 3 / 4 / (1024 * 1024);
+	for (size_t i = 0; i < n; i++) {
+		const char *a = lang->args[i];
+		if (strcmp(a, "@RUNNER@") == 0)
+			argv[i + 1] = strdup(lang->runner);
+		else if (strstr(a, "@HEAP_MB@")) {
+			int prefix = (int)(strstr(a, "@HEAP_MB@") - a);
+			if (asprintf(&argv[i + 1], "%.*s%llu", prefix, a, heap_mb) < 0)
+				argv[i + 1] = NULL;
+		} else
+			argv[i + 1] = strdup(a);
+	}
+	for (size_t i = 0; i <= n; i++)
+		if (!argv[i])
+			return NULL; /* out of memory at start-up; the caller fails */
+	return argv;
+}
+
+static char **build_envp(const struct language *lang)
+{
+	const struct jail_config *cfg = ex.cfg;
+	size_t n = 0;
+	while (lang->env[n])
+		n++;
+	char **envp = calloc(n + 5, sizeof(char *));
+	if (!envp)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		envp[k++] = strdup(lang->env[i]);
+	/* both spellings: Python's urllib reads either, Node libraries the lower case */
+	if (cfg->http_proxy && *cfg->http_proxy) {
+		if (asprintf(&envp[k++], "HTTP_PROXY=%s", cfg->http_proxy) < 0 ||
+		    asprintf(&envp[k++], "http_proxy=%s", cfg->http_proxy) < 0)
+			return NULL;
+	}
+	if (cfg->https_proxy && *cfg->https_proxy) {
+		if (asprintf(&envp[k++], "HTTPS_PROXY=%s", cfg->https_proxy) < 0 ||
+		    asprintf(&envp[k++], "https_proxy=%s", cfg->https_proxy) < 0)
+			return NULL;
+	}
+	return envp;
+}
+
+static size_t build_limits(const struct language *lang, struct spawn_limit *l)
+{
+	const struct jail_config *cfg = ex.cfg;
+	size_t n = 0;
+	rlim_t cpu_seconds = cfg->timeout_ms / 1000 + 2;
+
+	l[n++] = (struct spawn_limit){ RLIMIT_NOFILE, 1024 };
+	l[n++] = (struct spawn_limit){ RLIMIT_FSIZE, cfg->file_size_limit };
+	l[n++] = (struct spawn_limit){ RLIMIT_CORE, 0 };
+	/* counts the uid's tasks; safe because each live sandbox has its own uid */
+	l[n++] = (struct spawn_limit){ RLIMIT_NPROC, cfg->pids_limit };
+	/* second line behind the wall-clock timeout */
+	l[n++] = (struct spawn_limit){ RLIMIT_CPU, cpu_seconds };
+	l[n++] = (struct spawn_limit){ RLIMIT_MEMLOCK, 64 * 1024 };
+	if (lang->address_space_factor)
+		l[n++] = (struct spawn_limit){ RLIMIT_AS, cfg->memory_limit * lang->address_space_factor };
+	return n;
+}
+
+static int prepare_language(struct lang_state *ls, const struct language *lang, char *err, size_t errlen)
+{
+	const struct jail_config *cfg = ex.cfg;
+	char root[sizeof(ex.root)];
+
+	ls->lang = lang;
+	snprintf(root, sizeof(root), "%s", ex.root);
+	if (mount_plan_build(&ls->mounts, root, lang->interpreter(cfg), lang->binds, cfg->tmp_size,
+			     err, errlen) != 0)
+		return -1;
+	const char *executable = ls->mounts.binds[0].source;
+	ls->argv = build_argv(lang, executable);
+	ls->envp = build_envp(lang);
+	if (!ls->argv || !ls->envp) {
+		snprintf(err, errlen, "preparing %s: out of memory", lang->name);
+		return -1;
+	}
+	struct policy_options opt = {
+		.language_syscalls = lang->syscalls,
+		.extra_syscalls = cfg->extra_syscalls,
+		.n_extra_syscalls = cfg->n_extra_syscalls,
+		.allow_processes = cfg->allow_processes,
+		.network = false,
+		.notify = true,
+	};
+	ls->seccomp = seccomp_policy_build(&opt, err, errlen);
+	if (!ls->seccomp)
+		return -1;
+	ls->plan = (struct spawn_plan){
+		.mounts = &ls->mounts,
+		.executable = executable,
+		.argv = ls->argv,
+		.envp = ls->envp,
+		.seccomp = ls->seccomp,
+		.limits = ls->limits,
+		.n_limits = build_limits(lang, ls->limits),
+	};
+	return 0;
+}
+
+static void free_strings(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void forget_languages(void)
+{
+	for (size_t i = 0; i < ex.n_langs; i++) {
+		struct lang_state *ls = &ex.langs[i];
+		mount_plan_free(&ls->mounts);
+		free_strings(ls->argv);
+		free_strings(ls->envp);
+		seccomp_policy_free(ls->seccomp);
+		memset(ls, 0, sizeof(*ls));
+	}
+	ex.n_langs = 0;
+}
+
+static struct lang_state *state_of(const struct language *lang)
+{
+	for (size_t i = 0; i < ex.n_langs; i++)
+		if (ex.langs[i].lang == lang)
+			return &ex.langs[i];
+	return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------------ */
+
+static int make_root_mountpoint(char *err, size_t errlen)
+{
+	snprintf(ex.root, sizeof(ex.root), "%s/root", ex.cfg->run_dir);
+	if (mkdir(ex.cfg->run_dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", ex.cfg->run_dir, strerror(errno));
+		return -1;
+	}
+	if (mkdir(ex.root, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", ex.root, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
+{
+	ex.cfg = cfg;
+	if (geteuid() != 0) {
+		snprintf(err, errlen, "sandcell must run as root to build jails");
+		return -1;
+	}
+	/* a program that stops reading its stdin must not kill the daemon */
+	signal(SIGPIPE, SIG_IGN);
+	if (make_root_mountpoint(err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; languages[i]; i++) {
+		if (prepare_language(&ex.langs[i], languages[i], err, errlen) != 0) {
+			ex.n_langs = i + 1;
+			forget_languages();
+			return -1;
+		}
+		ex.n_langs = i + 1;
+	}
+	ex.n_slots = cfg->max_sandboxes ? cfg->max_sandboxes : 1;
+	ex.slots = calloc(ex.n_slots, sizeof(*ex.slots));
+	if (!ex.slots || cgroups_init(cfg, ex.n_slots, err, errlen) != 0) {
+		free(ex.slots);
+		ex.slots = NULL;
+		forget_languages();
+		return -1;
+	}
+	return 0;
+}
+
+void executor_kill_all(void)
+{
+	pthread_mutex_lock(&ex.lock);
+	for (unsigned i = 0; i < ex.n_slots; i++)
+		if (ex.slots[i] && ex.slots[i]->running)
+			cgroup_run_kill(&ex.slots[i]->cg);
+	pthread_mutex_unlock(&ex.lock);
+}
+
+void executor_shutdown(void)
+{
+	if (!ex.slots)
+		return;
+	executor_kill_all();
+	cgroups_cleanup();
+	free(ex.slots);
+	ex.slots = NULL;
+	forget_languages();
+	rmdir(ex.root);
+}
+
+/* ---- one sandbox ----------------------------------------------------------------- */
+
+static unsigned take_slot(struct sandbox *sb)
+{
+	pthread_mutex_lock(&ex.lock);
+	for (;;) {
+		for (unsigned i = 0; i < ex.n_slots; i++) {
+			if (!ex.slots[i]) {
+				ex.slots[i] = sb;
+				pthread_mutex_unlock(&ex.lock);
+				return i;
+			}
+		}
+		pthread_cond_wait(&ex.slot_freed, &ex.lock);
+	}
+}
+
+static void give_back_slot(unsigned slot)
+{
+	pthread_mutex_lock(&ex.lock);
+	ex.slots[slot] = NULL;
+	pthread_cond_signal(&ex.slot_freed);
+	pthread_mutex_unlock(&ex.lock);
+}
+
+int sandbox_take(const struct language *lang, bool network, struct sandbox **out,
+		 char *err, size_t errlen)
+{
+	struct lang_state *ls = ex.slots ? state_of(lang) : NULL;
+	if (!ls) {
+		snprintf(err, errlen, "the executor is not ready");
+		return -1;
+	}
+	/* Until the egress policy exists, a network run gets the same empty
+	 * network namespace as any other: closed, never open. */
+	(void)network;
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	sb->ls = ls;
+	sb->slot = take_slot(sb);
+	if (cgroup_run_create(sb->slot, &sb->cg, err, errlen) != 0) {
+		give_back_slot(sb->slot);
+		free(sb);
+		return -1;
+	}
+	uid_t uid = ex.cfg->uid_base + sb->slot;
+	if (spawn_sandbox(&ls->plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
+		cgroup_run_destroy(&sb->cg);
+		give_back_slot(sb->slot);
+		free(sb);
+		return -1;
+	}
+	pthread_mutex_lock(&ex.lock);
+	sb->running = true;
+	pthread_mutex_unlock(&ex.lock);
+	*out = sb;
+	return 0;
+}
+
+int sandbox_send(struct sandbox *sb, const char *preload, size_t preload_len,
+		 const char *code, size_t code_len, char *err, size_t errlen)
+{
+	/* the runner's framing: "<preload length>\n<preload><code>" */
+	int n = snprintf(sb->header, sizeof(sb->header), "%zu\n", preload ? preload_len : 0);
+	sb->input = (struct collect_input){
+		.parts = { sb->header, preload, code },
+		.lens = { (size_t)n, preload ? preload_len : 0, code_len },
+	};
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+int sandbox_collect(struct sandbox *sb, struct run_result *res, char *err, size_t errlen)
+{
+	memset(res, 0, sizeof(*res));
+	int rc = collect_run(&sb->proc, &sb->cg, &sb->input, ex.cfg->output_limit, ex.cfg->timeout_ms,
+			     res, err, errlen);
+	res->hits |= cgroup_run_hits(&sb->cg);
+	if (res->hits & (JAIL_HIT_MEMORY | JAIL_HIT_PIDS) && res->signal)
+		res->exit_code = -1;
+	return rc;
+}
+
+void sandbox_release(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	pthread_mutex_lock(&ex.lock);
+	sb->running = false;
+	pthread_mutex_unlock(&ex.lock);
+	cgroup_run_destroy(&sb->cg);
+	spawned_close(&sb->proc);
+	give_back_slot(sb->slot);
+	free(sb);
+}
+
+int jail_run(const struct language *lang, bool network, const char *preload, size_t preload_len,
+	     const char *code, size_t code_len, struct run_result *res, char *err, size_t errlen)
+{
+	struct sandbox *sb;
+
+	if (sandbox_take(lang, network, &sb, err, errlen) != 0)
+		return -1;
+	int rc = sandbox_send(sb, preload, preload_len, code, code_len, err, errlen);
+	if (rc == 0)
+		rc = sandbox_collect(sb, res, err, errlen);
+	sandbox_release(sb);
+	return rc;
+}

@@ -1,0 +1,32 @@
+/* A language is data: one table entry says which interpreter runs it, which
+ * host files its jail needs (read-only), how the code reaches it (the runner
+ * script) and which extra system calls it needs. Adding a language touches
+ * only jail/languages.c and a runner script. */
+#ifndef SANDCELL_LANGUAGES_H
+#define SANDCELL_LANGUAGES_H
+
+#include <stdint.h>
+
+#include "jail/jail.h"
+
+struct language {
+	const char *name;
+	/* the configured interpreter path, taken from the config */
+	const char *(*interpreter)(const struct jail_config *cfg);
+	/* argv after the interpreter; "@RUNNER@" is replaced by the runner
+	 * script and "@HEAP_MB@" by a heap size derived from memory_limit */
+	const char *const *args;
+	const char *runner;
+	/* host paths bound read-only at the same place in the jail; glob
+	 * patterns allowed; paths that do not exist are skipped */
+	const char *const *binds;
+	const char *const *env;               /* fixed environment */
+	const char *const *syscalls;          /* beyond the base allowlist */
+	/* RLIMIT_AS as a multiple of memory_limit; 0 = unlimited (V8 reserves
+	 * far more address space than it uses, so Node relies on the cgroup) */
+	unsigned address_space_factor;
+};
+
+extern const struct language *const languages[];
+
+#endif

@@ -1,0 +1,47 @@
+/* Starting one jailed interpreter; see spawn.c for the theory of operation. */
+#ifndef SANDCELL_SPAWN_H
+#define SANDCELL_SPAWN_H
+
+#include <linux/filter.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "jail/cgroup.h"
+#include "jail/mounts.h"
+
+struct spawn_limit {
+	int resource;       /* RLIMIT_* */
+	rlim_t value;       /* soft and hard */
+};
+
+/* Everything the child needs, prepared in the parent per language. */
+struct spawn_plan {
+	const struct mount_plan *mounts;
+	const char *executable;          /* the interpreter's path inside the jail */
+	char *const *argv;
+	char *const *envp;
+	const struct sock_fprog *seccomp;
+	const struct spawn_limit *limits;
+	size_t n_limits;
+};
+
+/* A running sandbox process seen from the parent. */
+struct spawned {
+	pid_t pid;
+	int pidfd;       /* readable when the process has exited */
+	int stdin_fd;    /* write end of the program's stdin */
+	int stdout_fd;   /* read ends of its stdout and stderr */
+	int stderr_fd;
+	int notify_fd;   /* seccomp user-notification listener */
+};
+
+/* Starts the sandbox as uid/gid in cg. Returns when the interpreter has been
+ * exec'd (0), or with -1 and a message if any step of the jail failed (and
+ * nothing of it left running). */
+int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *cg,
+		  struct spawned *out, char *err, size_t errlen);
+
+/* Closes every descriptor of s (not the pidfd's process: kill it first). */
+void spawned_close(struct spawned *s);
+
+#endif
