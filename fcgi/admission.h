@@ -1,0 +1,23 @@
+/* Admission control: at most max_requests in flight (running or waiting),
+ * at most max_workers running at once; the others wait in arrival order. */
+#ifndef SANDCELL_FCGI_ADMISSION_H
+#define SANDCELL_FCGI_ADMISSION_H
+
+#include <stdbool.h>
+
+void admission_init(unsigned max_requests, unsigned max_workers);
+
+/* Counts the request in flight; false (nothing counted) if max_requests are
+ * already in flight. */
+bool admission_enter(void);
+
+/* Waits for a worker slot, first come first served. Only after enter. */
+void admission_start(void);
+
+/* Gives the worker slot back. */
+void admission_finish(void);
+
+/* Ends the request's stay in flight. */
+void admission_leave(void);
+
+#endif

@@ -1,0 +1,73 @@
+/* sandcelld's configuration: the file format and keys documented in the
+ * project notes, environment overrides with DifySandbox's names, validation.
+ */
+#ifndef SANDCELL_FCGI_CONFIG_H
+#define SANDCELL_FCGI_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "jail/jail.h"
+
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/sandcell/sandcell.conf"
+
+struct sandcell_config {
+	/* Handed to the executor; filled by config_finish() from the fields below. */
+	struct jail_config jail;
+
+	char *api_key;
+	char *socket_path;
+	char *socket_group;     /* NULL: keep the primary group */
+	char *python_path;
+	char *nodejs_path;
+	char *http_proxy;       /* NULL when unset */
+	char *https_proxy;
+	char *run_dir;
+	char *cgroup_name;
+
+	uint64_t socket_mode;
+	uint64_t max_workers;
+	uint64_t max_requests;
+	uint64_t worker_timeout;    /* seconds */
+	uint64_t max_body_size;     /* bytes */
+	uint64_t output_limit;
+	uint64_t memory_limit;
+	uint64_t pids_limit;
+	uint64_t cpu_percent;
+	uint64_t tmp_size;
+	uint64_t file_size_limit;
+	uint64_t uid_base;
+	uint64_t drain_timeout;     /* seconds */
+
+	bool enable_network;
+	bool enable_preload;
+	bool allow_processes;
+
+	int *extra_syscalls;
+	size_t n_extra_syscalls;
+};
+
+/* Looks up an environment variable; NULL when unset. */
+typedef const char *(*config_env_fn)(const char *name, void *ctx);
+
+/* Defaults, then the text (named filename in messages; text may be NULL for
+ * "no file"), then the environment, then validation. Returns 0, or -1 with a
+ * message in err ("file:line: message" for file errors). On error the config
+ * is left freed. */
+int config_from_text(struct sandcell_config *cfg, const char *text, size_t len,
+		     const char *filename, config_env_fn env, void *env_ctx,
+		     char *err, size_t errlen);
+
+/* Reads path and calls config_from_text() with the process environment.
+ * A missing file is an error only when must_exist (an explicit --config). */
+int config_load(struct sandcell_config *cfg, const char *path, bool must_exist,
+		char *err, size_t errlen);
+
+void config_free(struct sandcell_config *cfg);
+
+/* Prints every setting but the key, one "key = value" per line. */
+void config_describe(const struct sandcell_config *cfg, FILE *out);
+
+#endif

@@ -1,0 +1,169 @@
+/* sandcelld: the FastCGI responder of sandcell.
+ *
+ *   sandcelld [--config FILE] [--check] [--version]
+ *
+ * Start-up: block the stop signals (before any thread exists), load the
+ * configuration, create run_dir, log "config init success", set up the
+ * executor, then serve (fcgi/server.c) until SIGTERM/SIGINT.
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fcgi/config.h"
+#include "fcgi/log.h"
+#include "fcgi/server.h"
+#include "jail/jail.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: sandcelld [--config FILE] [--check] [--version]\n"
+		     "  --config FILE  configuration file (default %s)\n"
+		     "  --check        load the configuration, check the host, print, exit\n"
+		     "  --version      print the version and exit\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+/* True if path's directory is dir (the socket lives directly in run_dir). */
+static bool is_inside(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return !strncmp(path, dir, n) && path[n] == '/' && !strchr(path + n + 1, '/');
+}
+
+/* run_dir is created 0700; 0711 when the socket lives in it, or nginx's
+ * workers could not reach the socket (they may pass, never list). An
+ * existing directory is left as the operator made it. */
+static int make_run_dir(const struct sandcell_config *cfg, char *err, size_t errlen)
+{
+	mode_t mode = is_inside(cfg->socket_path, cfg->run_dir) ? 0711 : 0700;
+
+	if (mkdir(cfg->run_dir, mode) == 0) {
+		/* mkdir applies the umask; the mode must be exactly this */
+		if (chmod(cfg->run_dir, mode) < 0) {
+			snprintf(err, errlen, "%s: %s", cfg->run_dir, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (errno == EEXIST)
+		return 0;
+	snprintf(err, errlen, "cannot create run_dir %s: %s", cfg->run_dir, strerror(errno));
+	return -1;
+}
+
+static int check(const struct sandcell_config *cfg, const char *path)
+{
+	char err[512] = "";
+	int rc;
+
+	printf("configuration: %s\n", path);
+	config_describe(cfg, stdout);
+	if (make_run_dir(cfg, err, sizeof(err)) < 0) {
+		printf("run_dir: FAILED: %s\n", err);
+		return 1;
+	}
+	rc = executor_init(&cfg->jail, err, sizeof(err));
+	if (rc == 0) {
+		executor_shutdown();
+		printf("executor: OK\n");
+		return 0;
+	}
+	printf("executor: FAILED: %s\n", err);
+	return 1;
+}
+
+static void log_config(const struct sandcell_config *cfg, const char *path)
+{
+	struct log_line l;
+
+	log_begin(&l, LOG_LEVEL_INFO, "config init success");
+	log_str(&l, "config", path);
+	log_str(&l, "socket", cfg->socket_path);
+	log_int(&l, "max_workers", (long long)cfg->max_workers);
+	log_int(&l, "max_requests", (long long)cfg->max_requests);
+	log_int(&l, "worker_timeout", (long long)cfg->worker_timeout);
+	log_str(&l, "enable_network", cfg->enable_network ? "true" : "false");
+	log_str(&l, "enable_preload", cfg->enable_preload ? "true" : "false");
+	log_end(&l);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sandcell_config cfg;
+	const char *path = CONFIG_DEFAULT_PATH;
+	bool explicit_path = false, check_only = false;
+	char err[512] = "";
+	int opt;
+
+	server_block_signals();
+	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			explicit_path = true;
+			break;
+		case 'k':
+			check_only = true;
+			break;
+		case 'V':
+			printf("sandcelld %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	if (config_load(&cfg, path, explicit_path, err, sizeof(err)) < 0) {
+		if (check_only)
+			printf("configuration: FAILED: %s\n", err);
+		log_event(LOG_LEVEL_ERROR, "configuration error", "error", err, NULL);
+		return 1;
+	}
+	if (check_only) {
+		int rc = check(&cfg, path);
+
+		config_free(&cfg);
+		return rc;
+	}
+	if (make_run_dir(&cfg, err, sizeof(err)) < 0) {
+		log_event(LOG_LEVEL_ERROR, "cannot start", "error", err, NULL);
+		return 1;
+	}
+	log_config(&cfg, path);
+	if (executor_init(&cfg.jail, err, sizeof(err)) < 0) {
+		log_event(LOG_LEVEL_ERROR, "executor init failed", "error", err, NULL);
+		return 1;
+	}
+	/* cfg stays alive until exit: request threads may outlive a drain */
+	return server_run(&cfg);
+}
