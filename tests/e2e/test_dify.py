@@ -1,0 +1,218 @@
+"""Dify's code nodes, as Dify's code executor sends them.
+
+The scripts are built the way Dify's template transformers build them
+(api/core/helper/code_executor/*): the user's code first, then the inputs
+decoded from base64 JSON, main(**inputs), the result printed between
+<<RESULT>> markers. Dify posts {"language", "code", "preload",
+"enable_network": true} and reads the result back with a regular expression.
+"""
+
+import base64
+import json
+import re
+
+import pytest
+
+from conftest import assert_alive, run
+
+RESULT_RE = re.compile(r"<<RESULT>>(.*)<<RESULT>>", re.DOTALL)
+
+
+def b64_json(inputs):
+    return base64.b64encode(json.dumps(inputs, ensure_ascii=False).encode()).decode()
+
+
+def python3_script(code, inputs):
+    return (code + "\n\n"
+            "import json\n"
+            "from base64 import b64decode\n\n"
+            "# decode and prepare input dict\n"
+            "inputs_obj = json.loads(b64decode('%s').decode('utf-8'))\n\n"
+            "# execute main function\n"
+            "output_obj = main(**inputs_obj)\n\n"
+            "# convert output to json and print\n"
+            "output_json = json.dumps(output_obj, indent=4)\n"
+            "result = f'''<<RESULT>>{output_json}<<RESULT>>'''\n"
+            "print(result)\n" % b64_json(inputs))
+
+
+def javascript_script(code, inputs):
+    return (code + "\n\n"
+            "// decode and prepare input object\n"
+            "var inputs_obj = JSON.parse(Buffer.from('%s', 'base64').toString('utf-8'))\n\n"
+            "// execute main function\n"
+            "var output_obj = main(inputs_obj)\n\n"
+            "// convert output to json and print\n"
+            "var output_json = JSON.stringify(output_obj)\n"
+            "var result = `<<RESULT>>${output_json}<<RESULT>>`\n"
+            "console.log(result)\n" % b64_json(inputs))
+
+
+def jinja2_script(template, inputs):
+    template_b64 = base64.b64encode(template.encode()).decode()
+    return ("\nimport jinja2\n"
+            "import json\n"
+            "from base64 import b64decode\n\n"
+            "# declare main function\n"
+            "def main(**inputs):\n"
+            "    template_code = b64decode('%s').decode('utf-8')\n"
+            "    template = jinja2.Template(template_code)\n"
+            "    return template.render(**inputs)\n\n"
+            "# decode and prepare input dict\n"
+            "inputs_obj = json.loads(b64decode('%s').decode('utf-8'))\n\n"
+            "# execute main function\n"
+            "output = main(**inputs_obj)\n\n"
+            "# convert output and print\n"
+            "result = f'''<<RESULT>>{output}<<RESULT>>'''\n"
+            "print(result)\n\n" % (template_b64, b64_json(inputs)))
+
+
+JINJA2_PRELOAD = """
+import jinja2
+from base64 import b64decode
+
+def _jinja2_preload_():
+    # prepare jinja2 environment, load template and render before to avoid sandbox issue
+    template = jinja2.Template('{{s}}')
+    template.render(s='a')
+
+if __name__ == '__main__':
+    _jinja2_preload_()
+
+"""
+
+
+def dify_execute(stack, language, code, preload=""):
+    """What Dify's CodeExecutor.execute_code does with the answer: stdout, or raise."""
+    status, body = run(stack, language, code, preload=preload, enable_network=True)
+    assert status == 200, (status, body)
+    assert body["code"] == 0, body
+    assert body["data"]["error"] == "", body["data"]
+    return body["data"]["stdout"]
+
+
+def result_of(stdout):
+    m = RESULT_RE.search(stdout)
+    assert m, stdout
+    return m.group(1)
+
+
+@pytest.fixture(autouse=True)
+def still_answers(stack):
+    yield
+    assert_alive(stack)
+
+
+def test_python3_default_node(stack):
+    code = "def main(arg1: str, arg2: str):\n    return {\n        \"result\": arg1 + arg2,\n    }\n"
+    out = dify_execute(stack, "python3", python3_script(code, {"arg1": "a", "arg2": "b"}))
+    assert json.loads(result_of(out)) == {"result": "ab"}
+
+
+def test_python3_rich_inputs_and_outputs(stack):
+    inputs = {"text": "h\u00e9llo \u4e16\u754c \"q\" '''", "n": 12, "items": [1, 2.5, None, True],
+              "obj": {"k": ["v"]}}
+    code = ("def main(text: str, n: int, items: list, obj: dict) -> dict:\n"
+            "    return {'upper': text.upper(), 'n2': n * 2, 'count': len(items),\n"
+            "            'keys': sorted(obj), 'items': items}\n")
+    out = dify_execute(stack, "python3", python3_script(code, inputs))
+    assert json.loads(result_of(out)) == {"upper": inputs["text"].upper(), "n2": 24, "count": 4,
+                                          "keys": ["k"], "items": [1, 2.5, None, True]}
+
+
+def test_python3_prints_before_result(stack):
+    code = "def main(x):\n    print('debug line')\n    return {'x': x}\n"
+    out = dify_execute(stack, "python3", python3_script(code, {"x": 1}))
+    assert out.startswith("debug line\n")
+    assert json.loads(result_of(out)) == {"x": 1}
+
+
+def test_javascript_default_node(stack):
+    code = "function main({arg1, arg2}) {\n    return {\n        result: arg1 + arg2\n    }\n}\n"
+    out = dify_execute(stack, "nodejs", javascript_script(code, {"arg1": "a", "arg2": "b"}))
+    assert json.loads(result_of(out)) == {"result": "ab"}
+
+
+def test_javascript_rich_inputs(stack):
+    inputs = {"text": "h\u00e9llo \u4e16\u754c `tick` ${x}", "n": 12, "arr": [3, 1, 2]}
+    code = ("function main({text, n, arr}) {\n"
+            "  return {upper: text.toUpperCase(), n2: n * 2, sorted: arr.slice().sort(),\n"
+            "          b64: Buffer.from(text).toString('base64')}\n}\n")
+    out = dify_execute(stack, "nodejs", javascript_script(code, inputs))
+    assert json.loads(result_of(out)) == {
+        "upper": inputs["text"].upper(), "n2": 24, "sorted": [1, 2, 3],
+        "b64": base64.b64encode(inputs["text"].encode()).decode()}
+
+
+def test_javascript_user_parseint_does_not_break_runner(stack):
+    code = ("function parseInt() { return 'hijacked' }\n"
+            "function main({a}) { return {r: a, p: parseInt('7')} }\n")
+    out = dify_execute(stack, "nodejs", javascript_script(code, {"a": 5}))
+    assert json.loads(result_of(out)) == {"r": 5, "p": "hijacked"}
+    # a sloppy-mode global assignment in user code works too
+    code = "function main({a}) { g = a + 1; return {g: globalThis.g} }\n"
+    out = dify_execute(stack, "nodejs", javascript_script(code, {"a": 1}))
+    assert json.loads(result_of(out)) == {"g": 2}
+
+
+TEMPLATE = """<h1>{{ title }}</h1>
+He said "hi" and 'bye', and \"\"\"triple\"\"\" and '''triple''' quotes.
+{% for item in items -%}
+  <li>{{ loop.index }}: {{ item | upper }}</li>
+{% endfor -%}
+{% if items|length > 1 %}many{% else %}one{% endif %}
+back\\slash {{ '{{' }} not a tag }}
+"""
+
+
+def expected_render(inputs):
+    import jinja2
+    return jinja2.Template(TEMPLATE).render(**inputs)
+
+
+@pytest.mark.parametrize("with_preload", [True, False])
+def test_jinja2_template(stack, with_preload):
+    inputs = {"title": "T\u00eftle <&>", "items": ["a", "b\u00e9", "c'\""]}
+    out = dify_execute(stack, "python3", jinja2_script(TEMPLATE, inputs),
+                       preload=JINJA2_PRELOAD if with_preload else "")
+    assert result_of(out) == expected_render(inputs)
+
+
+STDLIB_PROGRAM = """
+import json, base64, re, datetime, zoneinfo
+import requests, httpx, jinja2
+
+def main():
+    berlin = zoneinfo.ZoneInfo('Europe/Berlin')
+    winter = datetime.datetime(2024, 1, 15, 12, 0, tzinfo=berlin)
+    summer = datetime.datetime(2024, 7, 15, 12, 0, tzinfo=berlin)
+    return {
+        'json': json.loads('{"a": [1, 2]}'),
+        'b64': base64.b64encode(b'sandcell').decode(),
+        're': re.findall(r'\\d+', 'a1b22c333'),
+        'winter': winter.utcoffset().total_seconds(),
+        'summer': summer.utcoffset().total_seconds(),
+        'utc': summer.astimezone(datetime.timezone.utc).isoformat(),
+        'jinja2': jinja2.Template('{{ x }}!').render(x='j'),
+        'mods': [requests.__name__, httpx.__name__],
+    }
+"""
+
+
+def test_python_libraries(stack):
+    out = dify_execute(stack, "python3", python3_script(STDLIB_PROGRAM, {}))
+    assert json.loads(result_of(out)) == {
+        "json": {"a": [1, 2]}, "b64": "c2FuZGNlbGw=", "re": ["1", "22", "333"],
+        "winter": 3600.0, "summer": 7200.0, "utc": "2024-07-15T10:00:00+00:00",
+        "jinja2": "j!", "mods": ["requests", "httpx"]}
+
+
+def test_dify_code_error_is_reported(stack):
+    # Dify raises CodeExecutionError(data.error) when error is non-empty
+    code = "def main():\n    return 1 / 0\n"
+    status, body = run(stack, "python3", python3_script(code, {}), preload="", enable_network=True)
+    assert status == 200 and body["code"] == 0
+    data = body["data"]
+    assert data["exit_code"] == 255
+    assert data["error"].startswith("process exited with code 255\n")
+    assert "ZeroDivisionError" in data["error"]

@@ -1,0 +1,305 @@
+"""Resource attacks: each run must end with the right `error` marker within a
+(generous) bound, leave nothing behind (no process, cgroup, mount or file),
+and the service must still answer correctly afterwards.
+
+Bounds are there to catch "never ends", not to measure speed: timing belongs
+to bench/.
+"""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import assert_alive, assert_clean, error_lines, http, run, run_ok
+
+TIMEOUT = 2           # worker_timeout of the limits stacks
+BOUND = TIMEOUT + 30  # an answer later than this means the limit did not work
+OUTPUT_LIMIT = 64 * 1024
+FILE_SIZE_LIMIT = 1024 * 1024
+TMP_SIZE = 4 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def limits(make_stack):
+    """Small limits, threads only (the default)."""
+    return make_stack(worker_timeout=TIMEOUT, output_limit="64k", memory_limit="128m",
+                      pids_limit=32, tmp_size="4m", file_size_limit="1m", max_workers=2)
+
+
+@pytest.fixture(scope="module")
+def procs(make_stack):
+    """allow_processes = true: programs may fork, up to pids_limit."""
+    return make_stack(allow_processes=True, worker_timeout=4, pids_limit=32,
+                      memory_limit="128m", max_workers=2)
+
+
+def timed_run(stack, language, code, **fields):
+    t0 = time.monotonic()
+    data = run_ok(stack, language, code, **fields)
+    elapsed = time.monotonic() - t0
+    assert elapsed < BOUND, "the run took %.1fs" % elapsed
+    return data
+
+
+def assert_marker(data, marker):
+    lines = error_lines(data)
+    assert lines[0].startswith("process exited with code "), data["error"][:500]
+    assert lines[0] == "process exited with code %d" % data["exit_code"], data["error"][:500]
+    assert marker in lines, (marker, data["error"][:500], data["exit_code"])
+
+
+def assert_after(stack):
+    assert_clean(stack)
+    assert_alive(stack)
+
+
+# ---- processes and threads --------------------------------------------------------------
+
+FORK_BOMB = "import os\nwhile True:\n    os.fork()\n"
+
+FORK_BOMB_PERSISTENT = """
+import os, time
+while True:
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(0.01)
+"""
+
+THREAD_BOMB = """
+import threading, time
+while True:
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+"""
+
+
+def test_fork_refused_without_allow_processes(limits):
+    data = timed_run(limits, "python3", FORK_BOMB)
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: operation not permitted")
+    data = timed_run(limits, "python3", "import subprocess\nsubprocess.run(['/bin/true'])")
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: operation not permitted")
+    data = timed_run(limits, "nodejs", "require('child_process').execSync('true')")
+    assert data["exit_code"] != 0, data
+    assert_after(limits)
+
+
+def test_fork_bomb_hits_process_limit(procs):
+    data = timed_run(procs, "python3", FORK_BOMB)
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: process limit exceeded")
+    assert_after(procs)
+
+
+def test_persistent_fork_bomb_is_ended(procs):
+    data = timed_run(procs, "python3", FORK_BOMB_PERSISTENT)
+    assert data["exit_code"] == -1, data
+    assert_marker(data, "error: process limit exceeded")
+    assert_marker(data, "error: timeout")
+    assert_after(procs)
+
+
+def test_thread_bomb_hits_process_limit(limits):
+    data = timed_run(limits, "python3", THREAD_BOMB)
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: process limit exceeded")
+    assert_after(limits)
+
+
+def test_node_worker_bomb(limits):
+    code = ("const { Worker } = require('worker_threads');\n"
+            "for (;;) new Worker('setInterval(() => {}, 1000)', { eval: true });\n")
+    data = timed_run(limits, "nodejs", code)
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: process limit exceeded")
+    assert_after(limits)
+
+
+# ---- memory -------------------------------------------------------------------------------
+
+def test_memory_bomb_python(limits):
+    code = "a = []\nwhile True:\n    a.append(b'x' * (8 << 20))\n"
+    data = timed_run(limits, "python3", code)
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: memory limit exceeded")
+    assert_after(limits)
+
+
+def test_memory_bomb_node(limits):
+    code = "const a = [];\nfor (;;) a.push(Buffer.alloc(8 << 20, 1));\n"
+    data = timed_run(limits, "nodejs", code)
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: memory limit exceeded")
+    assert_after(limits)
+
+
+# ---- time -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("language,code", [
+    ("python3", "print('before', flush=True)\nwhile True:\n    pass\n"),
+    ("python3", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "print('before', flush=True)\ntime.sleep(1000)\n"),
+    ("nodejs", "console.log('before');\nfor (;;) {}\n"),
+    ("nodejs", "process.on('SIGTERM', () => {});\nconsole.log('before');\n"
+               "setInterval(() => {}, 1000);\n"),
+])
+def test_endless_program_times_out(limits, language, code):
+    data = timed_run(limits, language, code)
+    assert data["exit_code"] == -1, data
+    assert_marker(data, "error: timeout")
+    assert data["stdout"] == "before\n", data  # what it printed before is kept
+    assert_after(limits)
+
+
+# ---- output -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("language,code,stream", [
+    ("python3", "while True:\n    print('x' * 1000)\n", "stdout"),
+    ("python3", "import sys\nwhile True:\n    sys.stderr.write('e' * 1000)\n", "stderr"),
+    ("nodejs", "const s = 'x'.repeat(1000);\nfor (;;) process.stdout.write(s);\n", "stdout"),
+])
+def test_output_flood(limits, language, code, stream):
+    data = timed_run(limits, language, code)
+    assert data["exit_code"] == -1, data["error"][:300]
+    assert_marker(data, "error: output limit exceeded")
+    assert 0 < len(data[stream].encode()) <= OUTPUT_LIMIT, len(data[stream])
+    assert set(data[stream]) <= {"x", "\n", "e"}, "output corrupted"
+    assert_after(limits)
+
+
+def test_output_just_over_limit_is_marked(limits):
+    code = "import sys\nsys.stdout.write('y' * %d)\n" % (OUTPUT_LIMIT + 100)
+    data = timed_run(limits, "python3", code)
+    assert data["error"] != "", data["error"][:300]
+    assert_marker(data, "error: output limit exceeded")
+    assert len(data["stdout"]) <= OUTPUT_LIMIT
+    assert data["stdout"] == "y" * len(data["stdout"])
+    assert_after(limits)
+
+
+def test_output_at_limit_is_fine(limits):
+    code = "import sys\nsys.stdout.write('z' * %d)\n" % (OUTPUT_LIMIT - 10)
+    data = timed_run(limits, "python3", code)
+    assert data == {"stdout": "z" * (OUTPUT_LIMIT - 10), "stderr": "", "error": "", "exit_code": 0}
+
+
+# ---- /tmp -----------------------------------------------------------------------------------
+
+def test_file_over_file_size_limit_python(limits):
+    code = "with open('/tmp/big', 'wb') as f:\n    f.write(b'x' * %d)\n" % (2 * FILE_SIZE_LIMIT)
+    data = timed_run(limits, "python3", code)
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: file size limit exceeded")
+    assert_after(limits)
+
+
+def test_file_over_file_size_limit_node(limits):
+    code = "require('fs').writeFileSync('/tmp/big', Buffer.alloc(%d, 120));\n" % (2 * FILE_SIZE_LIMIT)
+    data = timed_run(limits, "nodejs", code)
+    assert data["exit_code"] != 0, data
+    assert_marker(data, "error: file size limit exceeded")
+    assert_after(limits)
+
+
+TMP_FILL = """
+import errno, os
+n = 0
+try:
+    for i in range(64):
+        with open('/tmp/f%%d' %% i, 'wb') as f:
+            f.write(b'x' * %(chunk)d)
+        n += 1
+except OSError as e:
+    print('stopped after', n, 'errno', e.errno, flush=True)
+    raise
+"""
+
+
+def test_tmp_fill_many_files(limits):
+    data = timed_run(limits, "python3", TMP_FILL % {"chunk": FILE_SIZE_LIMIT // 2})
+    assert data["exit_code"] != 0, data
+    words = data["stdout"].split()
+    assert words[:1] == ["stopped"] and words[-1] == "28", data  # ENOSPC
+    assert int(words[2]) * FILE_SIZE_LIMIT // 2 <= TMP_SIZE, data
+    assert "No space left on device" in data["stderr"], data
+    assert_after(limits)
+    # the next run has a fresh, empty /tmp of full size
+    code = ("import os\nprint(os.listdir('/tmp'))\n"
+            "for i in range(3):\n    open('/tmp/g%d' % i, 'wb').write(b'y' * 1000000)\nprint('ok')")
+    data = run_ok(limits, "python3", code)
+    assert data["stdout"] == "[]\nok\n", data
+
+
+# ---- a daemonised grandchild ------------------------------------------------------------------
+
+DAEMON = """
+import os, signal, sys, time
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        %(stdio)s
+        time.sleep(1)
+        print('late', flush=True)
+        open('/tmp/daemon-alive', 'w').write('x')
+        time.sleep(120)
+        os._exit(0)
+    os._exit(0)
+os.waitpid(pid, 0)
+print('parent done', flush=True)
+"""
+DETACH_STDIO = ("fd = os.open('/dev/null', os.O_RDWR)\n"
+                "        for i in (0, 1, 2):\n"
+                "            os.dup2(fd, i)")
+
+
+def test_daemonised_grandchild_does_not_survive(procs):
+    data = timed_run(procs, "python3", DAEMON % {"stdio": DETACH_STDIO})
+    assert data["stdout"] == "parent done\n", data
+    assert data["exit_code"] == 0 and data["error"] == "", data
+    assert_after(procs)
+    data = run_ok(procs, "python3", "import os\nprint(os.path.exists('/tmp/daemon-alive'))")
+    assert data["stdout"] == "False\n"
+
+
+def test_grandchild_holding_stdout_does_not_survive(procs):
+    data = timed_run(procs, "python3", DAEMON % {"stdio": "pass"})
+    assert data["stdout"].startswith("parent done\n"), data
+    assert_after(procs)
+
+
+# ---- shutdown ---------------------------------------------------------------------------------
+
+def test_sigterm_drains_and_leaves_nothing(make_stack):
+    s = make_stack(drain_timeout=10)
+    parent, v1 = s.cgroup_parent(), s.v1_parents()
+    assert os.path.isdir(parent)
+    result = {}
+
+    def slow():
+        result["r"] = run(s, "python3", "import time\ntime.sleep(2)\nprint('drained')")
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.8)
+    s.sandcelld.send_signal(signal.SIGTERM)
+    t.join(60)
+    status, body = result["r"]
+    assert status == 200 and body["data"]["stdout"] == "drained\n", result
+    rc = s.sandcelld.wait(30)
+    assert rc == 0, s.log()
+    # sandcelld removed what it made
+    assert not os.path.exists(parent), parent
+    for p in v1:
+        assert not os.path.exists(p), p
+    assert s.leftovers() == []
+    # nginx answers with its JSON envelope while sandcelld is gone
+    r = http("POST", s, "/v1/sandbox/run", json={"language": "python3", "code": "print(1)"})
+    assert r.status_code == 502, (r.status_code, r.content)
+    assert r.json()["code"] == -502 and r.json()["data"] is None
