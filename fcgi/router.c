@@ -266,7 +266,10 @@ static void handle_run(struct exchange *x)
 		fail(x, 503, "busy", "Too many requests");
 		return;
 	}
-	switch (read_body(x, &body, &len)) {
+	enum body_status got = read_body(x, &body, &len);
+
+	x->body_bytes = len;
+	switch (got) {
 	case BODY_OK:
 		break;
 	case BODY_TOO_LARGE:
@@ -282,7 +285,6 @@ static void handle_run(struct exchange *x)
 		fail(x, 500, "host_fault", "out of memory");
 		goto out;
 	}
-	x->body_bytes = len;
 	if (run_request_parse(body, len, &rq, &message) == 0)
 		run_parsed(x, &rq);
 	else
