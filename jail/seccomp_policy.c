@@ -32,13 +32,11 @@
  * io_uring, kexec, modules, reboot, swap, acct, quotactl, file handles,
  * iopl/ioperm, lookup_dcookie, fanotify, kcmp, the set*id family, prctl.
  *
- * libseccomp refuses a rule whose action equals the default action, which
- * is exactly what an exception carved out of an allowed call is (ioctl
- * TIOCSTI must fail like an unknown call). Such refusals are therefore
- * written with a private marker action (TRACE with MARK_REFUSED) and the
- * marker is replaced by the default action in the exported program. Should
- * the replacement ever be skipped, TRACE without a tracer fails the call
- * with ENOSYS: still refused.
+ * Exceptions carved out of an allowed call (ioctl except TIOCSTI, ...) cannot
+ * be written as "allow" plus "refuse these": libseccomp lets an unconditional
+ * rule override every conditional one of the same call, refuses a rule whose
+ * action is the default action, and cannot compare one argument twice. They
+ * are written as allow rules over the complement instead (allow_all_but).
  */
 #include "config.h"
 
@@ -59,9 +57,6 @@
 #include <unistd.h>
 
 #include "jail/seccomp_policy.h"
-
-/* TRACE data that marks "refuse like the default action" before export. */
-#define MARK_REFUSED 0x5c01
 
 /* The kernel reads int and unsigned int arguments as 32 bits: compare only
  * those, so that garbage in the upper half cannot slip past a rule. */
@@ -277,22 +272,47 @@ static int add_socket_rules(struct builder *b, bool network)
 	return add_rule(b, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, &pair, "socketpair");
 }
 
-/* ioctl: interpreters need TCGETS (isatty), FIOCLEX, FIONBIO, FIONREAD.
+/* Allows nr for every value of argument arg whose low 32 bits are not in
+ * refused (ascending). The kernel reads the argument as 32 bits, so the upper
+ * half is ignored here too. The complement is cut into aligned power-of-two
+ * blocks, one masked comparison each (about 8 per refused value). */
+static int allow_all_but(struct builder *b, int nr, unsigned arg, const uint32_t *refused,
+			 size_t n, const char *what)
+{
+	uint64_t lo = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		uint64_t end = i < n ? refused[i] : 1ULL << 32; /* exclusive */
+		while (lo < end) {
+			/* The largest aligned block at lo that stays below end. */
+			unsigned k = lo ? (unsigned)__builtin_ctzll(lo) : 32;
+			while (lo + (1ULL << k) > end)
+				k--;
+			struct scmp_arg_cmp cmp = {
+				.arg = arg,
+				.op = SCMP_CMP_MASKED_EQ,
+				.datum_a = LOW32 & ~((1ULL << k) - 1),
+				.datum_b = lo,
+			};
+			if (add_rule(b, SCMP_ACT_ALLOW, nr, 1, &cmp, what) < 0)
+				return -1;
+			lo += 1ULL << k;
+		}
+		if (i < n)
+			lo = (uint64_t)refused[i] + 1;
+	}
+	return 0;
+}
+
+/* ioctl: interpreters need TCGETS (isatty), FIOCLEX, FIONBIO, FIONREAD, ...
  * Refused: TIOCSTI (push input into a terminal), TIOCLINUX (console
- * selection/pasting) and TIOCSETD (line disciplines: old kernel bugs). The
- * refusals must come first: libseccomp rejects conditional rules on a call
- * that already has an unconditional one. */
+ * selection and pasting), TIOCSETD (line disciplines: old kernel bugs). */
 static int add_ioctl_rules(struct builder *b)
 {
-	static const unsigned long refused[] = {TIOCSTI, TIOCLINUX, TIOCSETD};
+	static const uint32_t refused[] = {TIOCSTI, TIOCLINUX, TIOCSETD}; /* ascending */
 
-	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-		struct scmp_arg_cmp cmp = SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, refused[i]);
-		if (add_rule(b, SCMP_ACT_TRACE(MARK_REFUSED), SCMP_SYS(ioctl), 1, &cmp,
-			     "ioctl") < 0)
-			return -1;
-	}
-	return add_rule(b, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 0, NULL, "ioctl");
+	return allow_all_but(b, SCMP_SYS(ioctl), 1, refused, sizeof refused / sizeof refused[0],
+			     "ioctl");
 }
 
 /* personality: querying (0xffffffff) and setting the default (PER_LINUX)
@@ -376,20 +396,10 @@ out:
 	return prog;
 }
 
-/* Turns the marker returns into the default action (see the top). */
-static void replace_refusal_marker(struct sock_fprog *prog, uint32_t refuse)
-{
-	for (unsigned i = 0; i < prog->len; i++) {
-		struct sock_filter *insn = &prog->filter[i];
-		if (insn->code == (BPF_RET | BPF_K) && insn->k == SCMP_ACT_TRACE(MARK_REFUSED))
-			insn->k = refuse;
-	}
-}
-
 struct sock_fprog *seccomp_policy_build(const struct policy_options *opt, char *err, size_t errlen)
 {
-	uint32_t refuse = opt->notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(EPERM);
-	struct builder b = {.ctx = seccomp_init(refuse), .err = err, .errlen = errlen};
+	uint32_t default_action = opt->notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(EPERM);
+	struct builder b = {.ctx = seccomp_init(default_action), .err = err, .errlen = errlen};
 	struct sock_fprog *prog = NULL;
 
 	if (!b.ctx) {
@@ -408,8 +418,6 @@ struct sock_fprog *seccomp_policy_build(const struct policy_options *opt, char *
 	if (add_all_rules(&b, opt) < 0)
 		goto out;
 	prog = export_program(&b);
-	if (prog)
-		replace_refusal_marker(prog, refuse);
 out:
 	seccomp_release(b.ctx);
 	return prog;
