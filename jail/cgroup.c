@@ -81,8 +81,8 @@ static struct {
 	atomic_uint runs;                    /* names runs uniquely */
 } cgs;
 
-static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void warn(const char *fmt, ...)
+static void cgroup_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void cgroup_warn(const char *fmt, ...)
 {
 	char msg[PATH_MAX + 256];
 	va_list ap;
@@ -366,9 +366,9 @@ static void remove_v2_children(const char *dir, long long deadline)
 			continue;
 		remove_v2_children(sub, deadline);
 		if (!wait_v2_empty(-1, sub, deadline))
-			warn("%s did not empty in time", sub);
+			cgroup_warn("%s did not empty in time", sub);
 		if (remove_dir(sub, deadline) < 0)
-			warn("rmdir %s: %m", sub);
+			cgroup_warn("rmdir %s: %m", sub);
 	}
 	closedir(d);
 }
@@ -433,9 +433,9 @@ static void remove_v1_children(const char *dir, long long deadline)
 			continue;
 		remove_v1_children(sub, deadline);
 		if (!empty_v1(sub, deadline))
-			warn("%s did not empty in time", sub);
+			cgroup_warn("%s did not empty in time", sub);
 		if (remove_dir(sub, deadline) < 0)
-			warn("rmdir %s: %m", sub);
+			cgroup_warn("rmdir %s: %m", sub);
 	}
 	closedir(d);
 }
@@ -468,7 +468,8 @@ static int move_to_leaf(const char *own, char *err, size_t errlen)
 		snprintf(err, errlen, "read %s/cgroup.procs: %m", own);
 		return -1;
 	}
-	for (char *line = strtok(procs, "\n"); line; line = strtok(NULL, "\n"))
+	char *save = NULL;
+	for (char *line = strtok_r(procs, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		if (write_file(-1, leaf, "cgroup.procs", line, err, errlen) < 0 && errno != ESRCH)
 			return -1;
 	return 0;
@@ -497,7 +498,7 @@ static int prepare_v2_parent(char *err, size_t errlen)
 		snprintf(err, errlen, "mkdir %s: %m", cgs.parent);
 		return -1;
 	}
-	warn("reusing leftover %s: killing and removing its children", cgs.parent);
+	cgroup_warn("reusing leftover %s: killing and removing its children", cgs.parent);
 	char ignored[256];
 	write_file(-1, cgs.parent, "cgroup.kill", "1", ignored, sizeof ignored);
 	remove_v2_children(cgs.parent, now_ms() + EMPTY_WAIT_MS);
@@ -633,16 +634,16 @@ void cgroups_cleanup(void)
 
 	if (write_file(-1, cgs.parent, "cgroup.kill", "1", ignored, sizeof ignored) < 0 &&
 	    errno != ENOENT)
-		warn("%s", ignored);
+		cgroup_warn("%s", ignored);
 	remove_v2_children(cgs.parent, deadline);
 	if (!wait_v2_empty(-1, cgs.parent, deadline) || remove_dir(cgs.parent, deadline) < 0)
-		warn("could not remove %s: %m", cgs.parent);
+		cgroup_warn("could not remove %s: %m", cgs.parent);
 	for (int c = 0; c < V1_COUNT; c++) {
 		if (!cgs.v1_parent[c][0])
 			continue;
 		remove_v1_children(cgs.v1_parent[c], deadline);
 		if (remove_dir(cgs.v1_parent[c], deadline) < 0)
-			warn("rmdir %s: %m", cgs.v1_parent[c]);
+			cgroup_warn("rmdir %s: %m", cgs.v1_parent[c]);
 	}
 	cgs.ready = false;
 }
@@ -781,7 +782,7 @@ void cgroup_run_kill(struct cgroup_run *cg)
 		return;
 	if (write_file(cg->dirfd, cg->path, "cgroup.kill", "1", err, sizeof err) < 0 &&
 	    errno != ENOENT)
-		warn("%s", err);
+		cgroup_warn("%s", err);
 	if (cgs.v2_controllers)
 		return;
 	/* Belt and braces: whatever sits in the slot's v1 cgroups is ours. */
@@ -799,9 +800,9 @@ void cgroup_run_destroy(struct cgroup_run *cg)
 	long long deadline = now_ms() + EMPTY_WAIT_MS;
 	cgroup_run_kill(cg);
 	if (cg->dirfd >= 0 && !wait_v2_empty(cg->dirfd, cg->path, deadline))
-		warn("%s still populated after %d ms", cg->path, EMPTY_WAIT_MS);
+		cgroup_warn("%s still populated after %d ms", cg->path, EMPTY_WAIT_MS);
 	if (cg->path[0] && remove_dir(cg->path, deadline) < 0)
-		warn("rmdir %s: %m", cg->path);
+		cgroup_warn("rmdir %s: %m", cg->path);
 	if (cg->dirfd >= 0)
 		close(cg->dirfd);
 	cg->dirfd = -1;
