@@ -239,30 +239,30 @@ static const char *parse_syscalls(const char *s, struct sandcell_config *cfg)
 			p++;
 		if (!isdigit((unsigned char)*p)) {
 			free(list);
-			return "allowed_syscalls: expected a comma list of non-negative numbers";
+			return "expected a comma list of non-negative numbers";
 		}
 		errno = 0;
 		v = strtol(p, &end, 10);
 		if (errno || v > INT_MAX) {
 			free(list);
-			return "allowed_syscalls: number too large";
+			return "number too large";
 		}
 		p = end;
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p && *p != ',') {
 			free(list);
-			return "allowed_syscalls: expected a comma list of non-negative numbers";
+			return "expected a comma list of non-negative numbers";
 		}
 		if (*p == ',' && !p[1]) {
 			free(list);
-			return "allowed_syscalls: trailing comma";
+			return "trailing comma";
 		}
 		if (*p == ',')
 			p++;
 		if (n == MAX_EXTRA_SYSCALLS) {
 			free(list);
-			return "allowed_syscalls: too many entries";
+			return "too many entries";
 		}
 		int *grown = realloc(list, (n + 1) * sizeof(*list));
 		if (!grown) {
