@@ -3,8 +3,9 @@
  *   sandcelld [--config FILE] [--check] [--version]
  *
  * Start-up: block the stop signals (before any thread exists), load the
- * configuration, create run_dir, log "config init success", set up the
- * executor, then serve (fcgi/server.c) until SIGTERM/SIGINT.
+ * configuration, create run_dir, log "config init success", open the
+ * listen socket (before the executor touches cgroups: a second daemon must
+ * stop there), set up the executor, then serve until SIGTERM/SIGINT.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -76,6 +77,11 @@ static int check(const struct sandcell_config *cfg, const char *path)
 	if (make_run_dir(cfg, err, sizeof(err)) < 0) {
 		printf("run_dir: FAILED: %s\n", err);
 		return 1;
+	}
+	/* the executor's set-up would clean up the live daemon's cgroups */
+	if (server_socket_in_use(cfg->socket_path)) {
+		printf("executor: not checked: a sandcelld is running on %s\n", cfg->socket_path);
+		return 0;
 	}
 	rc = executor_init(&cfg->jail, err, sizeof(err));
 	if (rc == 0) {
@@ -160,8 +166,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_config(&cfg, path);
+	if (server_listen(&cfg) < 0)
+		return 1;
 	if (executor_init(&cfg.jail, err, sizeof(err)) < 0) {
 		log_event(LOG_LEVEL_ERROR, "executor init failed", "error", err, NULL);
+		server_unlisten(&cfg);
 		return 1;
 	}
 	/* cfg stays alive until exit: request threads may outlive a drain */

@@ -438,8 +438,13 @@ static void log_request(struct exchange *x, double ms, bool sent)
 {
 	struct log_line l;
 	char trace[33];
+	enum log_level level = LOG_LEVEL_INFO;
 
-	log_begin(&l, x->reply.status >= 500 ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, "request");
+	if (x->reply.status == 503)
+		level = LOG_LEVEL_WARN;   /* overload, not a fault */
+	else if (x->reply.status >= 500)
+		level = LOG_LEVEL_ERROR;
+	log_begin(&l, level, "request");
 	log_str(&l, "id", x->id);
 	log_str(&l, "method", x->method);
 	log_str(&l, "path", x->path);

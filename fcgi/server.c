@@ -1,9 +1,12 @@
 /* The threaded FastCGI server.
  *
- * Theory of operation. The main thread opens the unix listen socket itself
- * (close-on-exec, created under a tight umask, then chmod/chgrp) instead of
- * FCGX_OpenSocket, which exit()s the process on a bind error and leaves the
- * socket inheritable. It starts max_requests + 4 request threads that each
+ * Theory of operation. main() opens the listen socket first of all, before
+ * the executor touches any cgroup, so that a second daemon started by
+ * mistake stops at the live socket without disturbing the first one's
+ * sandboxes. The socket is opened here, not with FCGX_OpenSocket
+ * (which exit()s the process on a bind error and leaves the socket
+ * inheritable): close-on-exec, created under a tight umask, then chmod and
+ * chgrp. server_run() starts max_requests + 4 request threads that each
  * loop on FCGX_Accept_r() (a few more threads than admissible requests so
  * that the ones over the limit still get their 503 promptly), then becomes
  * the signal thread: SIGTERM/SIGINT/SIGHUP/SIGPIPE are blocked in every
@@ -85,12 +88,26 @@ static int fill_address(struct sockaddr_un *sa, const char *path)
 	return 0;
 }
 
+bool server_socket_in_use(const char *path)
+{
+	struct sockaddr_un sa;
+	int probe;
+	bool live;
+
+	if (fill_address(&sa, path) < 0)
+		return false;
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	live = probe >= 0 && connect(probe, (const struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (probe >= 0)
+		close(probe);
+	return live;
+}
+
 /* A socket file left by a previous run is removed; one that still answers
  * belongs to a live daemon and is left alone (refusing to start). */
-static int remove_stale_socket(const char *path, const struct sockaddr_un *sa)
+static int remove_stale_socket(const char *path)
 {
 	struct stat st;
-	int probe, live;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : (log_errno("cannot inspect socket path", path, errno), -1);
@@ -99,11 +116,7 @@ static int remove_stale_socket(const char *path, const struct sockaddr_un *sa)
 			  "path", path, NULL);
 		return -1;
 	}
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	live = probe >= 0 && connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
-	if (probe >= 0)
-		close(probe);
-	if (live) {
+	if (server_socket_in_use(path)) {
 		log_event(LOG_LEVEL_ERROR, "another process is listening on the socket",
 			  "path", path, NULL);
 		return -1;
@@ -146,7 +159,7 @@ static int open_listen_socket(const struct sandcell_config *cfg)
 	mode_t old_mask;
 	int fd, rc;
 
-	if (fill_address(&sa, cfg->socket_path) < 0 || remove_stale_socket(cfg->socket_path, &sa))
+	if (fill_address(&sa, cfg->socket_path) < 0 || remove_stale_socket(cfg->socket_path))
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -291,9 +304,23 @@ static void drain_and_stop(const struct sandcell_config *cfg, int sig)
 	}
 	executor_shutdown();
 	dependencies_clear();
-	unlink(cfg->socket_path);
-	close(listen_fd);
+	server_unlisten(cfg);
 	log_event(LOG_LEVEL_INFO, "stopped", NULL);
+}
+
+int server_listen(const struct sandcell_config *cfg)
+{
+	listen_fd = open_listen_socket(cfg);
+	return listen_fd < 0 ? -1 : 0;
+}
+
+void server_unlisten(const struct sandcell_config *cfg)
+{
+	if (listen_fd < 0)
+		return;
+	close(listen_fd);
+	listen_fd = -1;
+	unlink(cfg->socket_path);
 }
 
 int server_run(const struct sandcell_config *cfg)
@@ -305,9 +332,6 @@ int server_run(const struct sandcell_config *cfg)
 		log_event(LOG_LEVEL_ERROR, "FCGX_Init failed", NULL);
 		goto fail;
 	}
-	listen_fd = open_listen_socket(cfg);
-	if (listen_fd < 0)
-		goto fail;
 	router_init(cfg);
 	admission_init((unsigned)cfg->max_requests, (unsigned)cfg->max_workers);
 	if (start_threads(threads) < 0) {
@@ -315,7 +339,6 @@ int server_run(const struct sandcell_config *cfg)
 		stopping = 1;
 		shutdown(listen_fd, SHUT_RDWR);
 		wait_for_threads(KILL_GRACE_SECONDS);
-		unlink(cfg->socket_path);
 		goto fail;
 	}
 	log_event(LOG_LEVEL_INFO, "listening", "socket", cfg->socket_path, NULL);
@@ -324,5 +347,6 @@ int server_run(const struct sandcell_config *cfg)
 	return 0;
 fail:
 	executor_shutdown();
+	server_unlisten(cfg);
 	return 1;
 }
