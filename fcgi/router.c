@@ -3,7 +3,7 @@
  * The order of checks for a request is fixed: path known? -> key (for every
  * path under /v1/sandbox/, known or not) -> method -> the handler. The run
  * handler then checks the declared body size (413 before reading anything
- * into memory), admits the request (503), reads the body (bounded), parses
+ * into memory; unwanted bodies are read and dropped, never stored), admits the request (503), reads the body (bounded), parses
  * it (400), checks language and network, waits for a worker slot and runs.
  *
  * Every request ends in exactly one log line, which carries sizes, times
@@ -28,8 +28,8 @@
 
 #define SANDBOX_PREFIX "/v1/sandbox/"
 #define READ_CHUNK (64 * 1024)
-/* Bytes of an over-limit body that are read and thrown away so that nginx,
- * still sending it, gets our 413 instead of a broken pipe (and a 502). */
+/* At most this much of a body we do not want (too large, unauthorised,
+ * refused) is read and thrown away before answering. */
 #define MAX_DISCARD (64ULL * 1024 * 1024)
 
 static const struct sandcell_config *config;
@@ -156,10 +156,8 @@ static enum body_status read_body(struct exchange *x, char **body, size_t *len)
 			  body, len, &more);
 	if (st != BODY_OK)
 		return st;
-	if (more) {
-		discard_input(x->fcgi->in);
+	if (more)
 		return BODY_TOO_LARGE;
-	}
 	if (declared >= 0 && *len < (size_t)declared)
 		return BODY_SHORT;
 	return BODY_OK;
@@ -258,7 +256,6 @@ static void handle_run(struct exchange *x)
 	long long declared = declared_length(param(x, "CONTENT_LENGTH"));
 
 	if (declared > (long long)config->max_body_size) {
-		discard_input(x->fcgi->in);
 		fail(x, 413, "too_large", "request body too large");
 		return;
 	}
@@ -482,6 +479,9 @@ void router_handle(FCGX_Request *req)
 		x.method = "";
 	request_path(&x);
 	route(&x);
+	/* whatever the answer, take in the rest of the body first: nginx still
+	 * writing it to a closed connection would turn our answer into a 502 */
+	discard_input(req->in);
 	sent = reply_send(&x.reply, req->out) == 0;
 	log_request(&x, ms_since(&start), sent);
 	reply_free(&x.reply);
