@@ -43,7 +43,7 @@ struct run_state {
 	bool exited, killed;
 	unsigned hits;
 	unsigned long denied;         /* system calls refused by the policy */
-	siginfo_t status;
+	siginfo_t init_status;         /* of the jail's init (pid 1), only reaped */
 };
 
 static double now_ms(void)
@@ -155,8 +155,8 @@ static void answer_notification(struct run_state *st)
 
 static void reap(struct run_state *st)
 {
-	memset(&st->status, 0, sizeof(st->status));
-	if (waitid(P_PIDFD, st->s->pidfd, &st->status, WEXITED) == 0)
+	memset(&st->init_status, 0, sizeof(st->init_status));
+	if (waitid(P_PIDFD, st->s->pidfd, &st->init_status, WEXITED) == 0)
 		st->exited = true;
 }
 
@@ -191,15 +191,27 @@ static int poll_once(struct run_state *st, int timeout)
 	return 0;
 }
 
+/* The program's own status comes from the jail's init; without it (the
+ * init was killed first) the program was killed too. */
+static void read_program_status(struct run_state *st, struct run_result *res)
+{
+	int status;
+
+	res->exit_code = -1;
+	res->signal = SIGKILL;
+	if (read(st->s->status_fd, &status, sizeof(status)) != (ssize_t)sizeof(status))
+		return;
+	if (WIFEXITED(status)) {
+		res->exit_code = WEXITSTATUS(status);
+		res->signal = 0;
+	} else if (WIFSIGNALED(status)) {
+		res->signal = WTERMSIG(status);
+	}
+}
+
 static void judge(struct run_state *st, struct run_result *res)
 {
-	res->signal = 0;
-	if (st->status.si_code == CLD_EXITED) {
-		res->exit_code = st->status.si_status;
-	} else {
-		res->exit_code = -1;
-		res->signal = st->status.si_status;
-	}
+	read_program_status(st, res);
 	if (st->killed)
 		res->exit_code = -1;
 	if (res->signal == SIGSYS)

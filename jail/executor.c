@@ -134,8 +134,9 @@ static size_t build_limits(const struct language *lang, struct spawn_limit *l)
 	l[n++] = (struct spawn_limit){ RLIMIT_NOFILE, 1024 };
 	l[n++] = (struct spawn_limit){ RLIMIT_FSIZE, cfg->file_size_limit };
 	l[n++] = (struct spawn_limit){ RLIMIT_CORE, 0 };
-	/* counts the uid's tasks; safe because each live sandbox has its own uid */
-	l[n++] = (struct spawn_limit){ RLIMIT_NPROC, cfg->pids_limit };
+	/* counts the uid's tasks (safe: each live sandbox has its own uid); above
+	 * pids_limit so that the cgroup, which counts hits, is what stops a bomb */
+	l[n++] = (struct spawn_limit){ RLIMIT_NPROC, cfg->pids_limit * 2 };
 	/* second line behind the wall-clock timeout */
 	l[n++] = (struct spawn_limit){ RLIMIT_CPU, cpu_seconds };
 	l[n++] = (struct spawn_limit){ RLIMIT_MEMLOCK, 64 * 1024 };

@@ -15,16 +15,25 @@
  *   notify pair  child -> parent   the seccomp listener descriptor, sent once
  *   stdio pipes                    the program's stdin, stdout and stderr
  *
+ *   status pipe  init -> parent    the program's wait status, 4 bytes
+ *
  * clone3() creates the child with new mount, pid, ipc, uts and network
  * namespaces, directly inside its v2 cgroup (CLONE_INTO_CGROUP), and returns a
- * pidfd. The child is pid 1 of its pid namespace and execs the interpreter
- * there, so when the program ends the kernel kills everything it started.
+ * pidfd. The child is the init (pid 1) of its pid namespace: it waits for go,
+ * builds and pivots into the jail's root, sets the hostname, moves the stdio
+ * pipes to 0-2 and closes everything else, then forks the program (pid 2).
  *
- * The child, in order: wait for go; build and pivot into the jail's root;
- * set the hostname; move the stdio pipes to 0-2 and close everything else;
- * set rlimits; drop every capability from the bounding set and become the
- * sandbox's uid/gid (which clears the others); no_new_privs; load the
- * seccomp filter, hand its listener to the parent; exec.
+ * The program must not be pid 1: the kernel drops signals with default action
+ * that a namespace's init sends itself, so RLIMIT_FSIZE's SIGXFSZ, alarm() or
+ * kill(getpid(), SIGTERM) would not end it. The program, in order: set
+ * rlimits; drop every capability from the bounding set and become the
+ * sandbox's uid/gid (which clears the others); no_new_privs; load the seccomp
+ * filter, hand its listener to the parent; exec.
+ *
+ * The init closes the program's descriptors, makes itself undumpable (it stays
+ * uid 0, so the program can neither signal it nor read its memory), reaps
+ * orphans, and when the program ends writes its wait status to the parent and
+ * exits: the kernel then kills whatever else the program started.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,8 +58,12 @@ struct child_fds {
 	int go;        /* read end */
 	int error;     /* write end */
 	int notify;    /* our end of the socketpair */
+	int status;    /* write end */
 	int stdio[3];  /* child's ends */
 };
+
+/* Where arrange_fds puts the descriptors in the jail. */
+enum { FD_ERROR = 3, FD_NOTIFY = 4, FD_STATUS = 5, FD_COUNT };
 
 struct child_error {
 	int err;
@@ -89,25 +102,26 @@ static int send_fd(int sock, int fd)
 	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
-/* Puts the stdio pipes at 0-2, the error pipe at 3 and the notify socket at 4,
- * then closes every other descriptor: libfcgi's listen socket and other
- * requests' connections must never reach a sandbox. */
+/* Puts the stdio pipes at 0-2 and the channels at FD_ERROR..FD_STATUS, then
+ * closes every other descriptor: libfcgi's listen socket and other requests'
+ * connections must never reach a sandbox. */
 static int arrange_fds(struct child_fds *f)
 {
-	int fixed[5] = { f->stdio[0], f->stdio[1], f->stdio[2], f->error, f->notify };
+	int fixed[FD_COUNT] = { f->stdio[0], f->stdio[1], f->stdio[2], f->error, f->notify, f->status };
 
-	/* first lift them all above 4 so that dup2 below never clobbers one */
-	for (int i = 0; i < 5; i++) {
-		fixed[i] = fcntl(fixed[i], F_DUPFD_CLOEXEC, 5);
+	/* first lift them all above FD_COUNT so that dup3 below never clobbers one */
+	for (int i = 0; i < FD_COUNT; i++) {
+		fixed[i] = fcntl(fixed[i], F_DUPFD_CLOEXEC, FD_COUNT);
 		if (fixed[i] < 0)
 			return -1;
 	}
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < FD_COUNT; i++)
 		if (dup3(fixed[i], i, i < 3 ? 0 : O_CLOEXEC) != i)
 			return -1;
-	f->error = 3;
-	f->notify = 4;
-	return syscall(SYS_close_range, 5, ~0U, 0) == 0 ? 0 : -1;
+	f->error = FD_ERROR;
+	f->notify = FD_NOTIFY;
+	f->status = FD_STATUS;
+	return syscall(SYS_close_range, FD_COUNT, ~0U, 0) == 0 ? 0 : -1;
 }
 
 static int set_limits(const struct spawn_plan *plan)
@@ -163,6 +177,38 @@ static int reset_signals(void)
 	return syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, _NSIG / 8);
 }
 
+/* pid 2: becomes the program. */
+static _Noreturn void program_main(const struct spawn_plan *plan, uid_t uid, struct child_fds *f)
+{
+	close(f->status);
+	if (set_limits(plan) != 0)
+		report_and_exit(f->error, "setrlimit");
+	if (drop_privileges(uid) != 0)
+		report_and_exit(f->error, "drop privileges");
+	if (load_seccomp(plan, f->notify) != 0)
+		report_and_exit(f->error, "load seccomp filter");
+	execve(plan->executable, plan->argv, plan->envp);
+	report_and_exit(f->error, "exec the interpreter");
+}
+
+/* pid 1: waits for the program, passes its status on, and ends the namespace. */
+static _Noreturn void init_main(pid_t program, struct child_fds *f)
+{
+	for (int fd = 0; fd < FD_STATUS; fd++)
+		close(fd);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, 0);
+		if (pid == program) {
+			(void)!write(f->status, &status, sizeof(status));
+			_exit(0);
+		}
+		if (pid < 0 && errno != EINTR)
+			_exit(1);
+	}
+}
+
 static _Noreturn void child_main(const struct spawn_plan *plan, uid_t uid, struct child_fds *f)
 {
 	const char *what = "wait for the parent";
@@ -180,14 +226,14 @@ static _Noreturn void child_main(const struct spawn_plan *plan, uid_t uid, struc
 		report_and_exit(f->error, "sethostname");
 	if (arrange_fds(f) != 0)
 		report_and_exit(f->error, "arrange descriptors");
-	if (set_limits(plan) != 0)
-		report_and_exit(f->error, "setrlimit");
-	if (drop_privileges(uid) != 0)
-		report_and_exit(f->error, "drop privileges");
-	if (load_seccomp(plan, f->notify) != 0)
-		report_and_exit(f->error, "load seccomp filter");
-	execve(plan->executable, plan->argv, plan->envp);
-	report_and_exit(f->error, "exec the interpreter");
+	/* a raw fork: glibc's fork() would take locks other threads of the
+	 * daemon may have held at clone time */
+	pid_t program = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+	if (program < 0)
+		report_and_exit(f->error, "fork the program");
+	if (program == 0)
+		program_main(plan, uid, f);
+	init_main(program, f);
 }
 
 /* ---- parent side ------------------------------------------------------------ */
@@ -250,7 +296,7 @@ static int await_exec(int error_fd, char *err, size_t errlen)
 }
 
 struct parent_fds {
-	int go[2], error[2], notify[2], in[2], out[2], errout[2];
+	int go[2], error[2], notify[2], status[2], in[2], out[2], errout[2];
 };
 
 static void close_all(struct parent_fds *p)
@@ -265,6 +311,7 @@ static int open_channels(struct parent_fds *p)
 	memset(p, -1, sizeof(*p));
 	if (pipe2(p->go, O_CLOEXEC) || pipe2(p->error, O_CLOEXEC) ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->notify) ||
+	    pipe2(p->status, O_CLOEXEC | O_NONBLOCK) ||
 	    pipe2(p->in, O_CLOEXEC) || pipe2(p->out, O_CLOEXEC) || pipe2(p->errout, O_CLOEXEC))
 		return -1;
 	return 0;
@@ -298,13 +345,14 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 	}
 	if (pid == 0) {
 		struct child_fds f = { .go = p.go[0], .error = p.error[1], .notify = p.notify[1],
-				       .stdio = { p.in[0], p.out[1], p.errout[1] } };
+				       .status = p.status[1], .stdio = { p.in[0], p.out[1], p.errout[1] } };
 		child_main(plan, uid, &f);
 	}
 	/* keep only the parent's ends */
 	close_fd(&p.go[0]);
 	close_fd(&p.error[1]);
 	close_fd(&p.notify[1]);
+	close_fd(&p.status[1]);
 	close_fd(&p.in[0]);
 	close_fd(&p.out[1]);
 	close_fd(&p.errout[1]);
@@ -324,7 +372,7 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 		goto fail;
 	}
 	*out = (struct spawned){ .pid = pid, .pidfd = pidfd, .stdin_fd = p.in[1], .stdout_fd = p.out[0],
-				 .stderr_fd = p.errout[0], .notify_fd = notify_fd };
+				 .stderr_fd = p.errout[0], .notify_fd = notify_fd, .status_fd = p.status[0] };
 	close_fd(&p.go[1]);
 	close_fd(&p.error[0]);
 	close_fd(&p.notify[0]);
@@ -344,4 +392,5 @@ void spawned_close(struct spawned *s)
 	close_fd(&s->stdout_fd);
 	close_fd(&s->stderr_fd);
 	close_fd(&s->notify_fd);
+	close_fd(&s->status_fd);
 }

@@ -33,6 +33,7 @@ struct spawned {
 	int stdout_fd;   /* read ends of its stdout and stderr */
 	int stderr_fd;
 	int notify_fd;   /* seccomp user-notification listener */
+	int status_fd;   /* the program's wait status, written by the jail's init */
 };
 
 /* Starts the sandbox as uid/gid in cg. Returns when the interpreter has been

@@ -3,7 +3,11 @@
 # exception prints the usual traceback (without this runner's frame) and
 # exits 255, as DifySandbox does.
 def _sandcell_run():
-    import builtins, linecache, sys, traceback, types
+    import builtins, linecache, signal, sys, traceback, types
+
+    # CPython ignores SIGXFSZ; the default lets the file size limit end the
+    # run visibly ("error: file size limit exceeded") as in other languages
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 
     data = sys.stdin.buffer.read()
     newline = data.index(b"\n")
