@@ -117,7 +117,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sandcell_config cfg;
+	/* static: it lives until exit, request threads may outlive a drain */
+	static struct sandcell_config cfg;
 	const char *path = CONFIG_DEFAULT_PATH;
 	bool explicit_path = false, check_only = false;
 	char err[512] = "";
@@ -173,6 +174,5 @@ int main(int argc, char **argv)
 		server_unlisten(&cfg);
 		return 1;
 	}
-	/* cfg stays alive until exit: request threads may outlive a drain */
 	return server_run(&cfg);
 }
