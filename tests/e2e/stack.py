@@ -79,6 +79,19 @@ def free_loopback_port():
         return s.getsockname()[1]
 
 
+def address_free(listen):
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
+
+
 def _die_with_parent():
     """preexec_fn: own session, and SIGTERM when the process that started us dies."""
     os.setsid()
@@ -374,16 +387,20 @@ class Stack:
 
     def _start_nginx(self, timeout):
         fixed = self.listen is not None
+        if fixed and not address_free(self.listen):
+            raise StackError("%s is already in use" % self.listen)
         for attempt in range(5):
             if not fixed:
                 self.listen = "127.0.0.1:%d" % free_loopback_port()
             self._write_nginx_conf()
-            self.nginx = subprocess.Popen(
-                [self.nginx_bin, "-p", self.prefix + "/", "-c", "conf/nginx.conf",
-                 "-e", self.nginx_error_log],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=open(os.path.join(self.prefix, "logs", "nginx.stderr"), "wb"),
-                cwd=self.prefix, close_fds=True, preexec_fn=_die_with_parent)
+            with open(os.path.join(self.prefix, "logs", "nginx.stderr"), "wb") as err:
+                self.nginx = subprocess.Popen(
+                    [self.nginx_bin, "-p", self.prefix + "/", "-c", "conf/nginx.conf",
+                     "-e", self.nginx_error_log],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    # a clean environment: nginx reads $NGINX as inherited listen sockets
+                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                    cwd=self.prefix, close_fds=True, preexec_fn=_die_with_parent)
             if self._wait_health(timeout):
                 return
             self._stop_nginx()
@@ -401,8 +418,10 @@ class Stack:
                 return False
             try:
                 with opener.open(self.url + "/health", timeout=2) as r:
-                    if r.status == 200 and r.read() == b'"ok"':
-                        return True
+                    # our nginx answered (not another server that took the port)
+                    if r.status == 200 and r.read() == b'"ok"' and \
+                            "/health" in _read(os.path.join(self.prefix, "logs", "access.log")):
+                        return self.nginx.poll() is None
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.05)
