@@ -13,11 +13,13 @@
  * kills what is left, removes the cgroup and frees the slot.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,7 +64,8 @@ static struct {
 	pthread_cond_t slot_freed;
 	struct sandbox **slots; /* the sandbox holding each slot, or NULL */
 	unsigned n_slots;
-} ex = { .lock = PTHREAD_MUTEX_INITIALIZER, .slot_freed = PTHREAD_COND_INITIALIZER };
+	int lock_fd;            /* flock on run_dir/executor.lock */
+} ex = { .lock = PTHREAD_MUTEX_INITIALIZER, .slot_freed = PTHREAD_COND_INITIALIZER, .lock_fd = -1 };
 
 const struct jail_config *executor_config(void)
 {
@@ -215,6 +218,28 @@ static struct lang_state *state_of(const struct language *lang)
 
 /* ---- start and stop ------------------------------------------------------------ */
 
+/* One executor per run_dir: a second daemon with the same settings would
+ * otherwise take the first one's cgroups for leftovers of a crash and kill
+ * its sandboxes. The lock lives as long as the process. */
+static int lock_run_dir(char *err, size_t errlen)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/executor.lock", ex.cfg->run_dir);
+	if (ex.lock_fd < 0)
+		ex.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (ex.lock_fd < 0) {
+		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(ex.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "%s is in use by another sandcelld (%s)", ex.cfg->run_dir,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int make_root_mountpoint(char *err, size_t errlen)
 {
 	snprintf(ex.root, sizeof(ex.root), "%s/root", ex.cfg->run_dir);
@@ -222,6 +247,8 @@ static int make_root_mountpoint(char *err, size_t errlen)
 		snprintf(err, errlen, "mkdir %s: %s", ex.cfg->run_dir, strerror(errno));
 		return -1;
 	}
+	if (lock_run_dir(err, errlen) != 0)
+		return -1;
 	if (mkdir(ex.root, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "mkdir %s: %s", ex.root, strerror(errno));
 		return -1;
@@ -278,6 +305,13 @@ void executor_shutdown(void)
 	ex.slots = NULL;
 	forget_languages();
 	rmdir(ex.root);
+	if (ex.lock_fd >= 0) {
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/executor.lock", ex.cfg->run_dir);
+		unlink(path);
+		close(ex.lock_fd);
+		ex.lock_fd = -1;
+	}
 }
 
 /* ---- one sandbox ----------------------------------------------------------------- */
