@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (assert_alive, error_lines, http, post_raw, run, run_ok)
+from conftest import (assert_alive, assert_clean, error_lines, http, post_raw, run, run_ok)
 
 RUN = "/v1/sandbox/run"
 DEPS = "/v1/sandbox/dependencies"
@@ -519,3 +519,7 @@ def test_rate_limit_is_429_envelope(shipped_rates_stack):
     assert limited is not None, "300 requests at once were not rate limited"
     body = envelope_ok(limited)
     assert body["code"] == -429 and body["data"] is None and body["message"], body
+
+
+def test_nothing_left_after_api_tests(stack):
+    assert_clean(stack)

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from conftest import assert_alive, run
+from conftest import assert_alive, assert_clean, run
 
 RESULT_RE = re.compile(r"<<RESULT>>(.*)<<RESULT>>", re.DOTALL)
 
@@ -216,3 +216,7 @@ def test_dify_code_error_is_reported(stack):
     assert data["exit_code"] == 255
     assert data["error"].startswith("process exited with code 255\n")
     assert "ZeroDivisionError" in data["error"]
+
+
+def test_nothing_left_after_dify_tests(stack):
+    assert_clean(stack)
