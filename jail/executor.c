@@ -295,6 +295,23 @@ void executor_kill_all(void)
 	pthread_mutex_unlock(&ex.lock);
 }
 
+unsigned executor_running(void)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&ex.lock);
+	for (unsigned i = 0; ex.slots && i < ex.n_slots; i++)
+		if (ex.slots[i] && ex.slots[i]->running)
+			n++;
+	pthread_mutex_unlock(&ex.lock);
+	return n;
+}
+
+unsigned executor_warm(const struct language *lang)
+{
+	(void)lang;
+	return 0;
+}
+
 void executor_shutdown(void)
 {
 	if (!ex.slots)

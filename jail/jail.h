@@ -82,6 +82,14 @@ void executor_kill_all(void);
 const struct language *language_find(const char *name);
 const char *language_name(const struct language *lang);
 
+/* The i-th language sandcell runs (for listings and metrics); NULL past the end. */
+const struct language *language_at(size_t i);
+
+/* For metrics: sandboxes running a program now, and warm sandboxes of a
+ * language ready to take one (0 where warm pools are off). */
+unsigned executor_running(void);
+unsigned executor_warm(const struct language *lang);
+
 /* Takes a ready sandbox. network asks for network access; until the egress
  * policy exists every sandbox gets an empty network namespace. Blocks while
  * max_sandboxes are alive. Returns 0, or -1 with a message in err. */

@@ -57,6 +57,14 @@ const struct language *language_find(const char *name)
 	return NULL;
 }
 
+const struct language *language_at(size_t i)
+{
+	size_t n = 0;
+	while (languages[n])
+		n++;
+	return i < n ? languages[i] : NULL;
+}
+
 const char *language_name(const struct language *lang)
 {
 	return lang->name;
