@@ -16,6 +16,7 @@ Helpers for the tests:
 
 import json
 import os
+import signal
 import sys
 
 import pytest
@@ -145,9 +146,16 @@ def pytest_runtest_makereport(item, call):
                 report.sections.append(("nginx error log (%s)" % s.config["cgroup_name"], nl))
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def pytest_sessionstart(session):
     if os.geteuid() != 0:
         pytest.exit("the end-to-end tests need root", returncode=1)
+    # SIGTERM (a CI timeout, make being stopped) ends the session like Ctrl-C: the fixtures'
+    # finalizers still stop every stack.
+    signal.signal(signal.SIGTERM, _terminated)
 
 
 def dump(obj):

@@ -37,6 +37,7 @@ Standard library only: it runs under Debian's /usr/bin/python3.
 """
 
 import argparse
+import atexit
 import ctypes
 import itertools
 import os
@@ -67,6 +68,13 @@ PR_SET_PDEATHSIG = 1
 
 _counter = itertools.count()
 live_stacks = []  # started and not yet stopped; conftest shows their logs on failure
+
+
+@atexit.register
+def _stop_live_stacks():
+    """Last resort: whatever the caller did not stop is stopped when Python exits."""
+    for s in list(live_stacks):
+        s.stop()
 
 
 class StackError(Exception):

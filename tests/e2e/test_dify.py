@@ -178,6 +178,22 @@ def test_jinja2_template(stack, with_preload):
     assert result_of(out) == expected_render(inputs)
 
 
+@pytest.fixture(scope="module")
+def preload_stack(make_stack):
+    return make_stack(enable_preload=True)
+
+
+def test_jinja2_with_preload_enabled(preload_stack):
+    inputs = {"title": "pre", "items": ["x"]}
+    out = dify_execute(preload_stack, "python3", jinja2_script(TEMPLATE, inputs),
+                       preload=JINJA2_PRELOAD)
+    assert result_of(out) == expected_render(inputs)
+    code = "def main(a):\n    return {'a': a}\n"
+    out = dify_execute(preload_stack, "python3", python3_script(code, {"a": [1]}), preload="")
+    assert json.loads(result_of(out)) == {"a": [1]}
+    assert_alive(preload_stack)
+
+
 STDLIB_PROGRAM = """
 import json, base64, re, datetime, zoneinfo
 import requests, httpx, jinja2
