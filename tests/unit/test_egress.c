@@ -44,14 +44,14 @@
 
 #include "bpf/egress.h"
 
-#define POLICY_A 1 /* 198.51.100.7 tcp 80 and udp 53, then the defaults */
+#define POLICY_A 1 /* 198.51.100.7 tcp 80,8080 and udp 53, then the defaults */
 #define POLICY_B 2 /* 10.1.2.3 tcp 5432, then the defaults */
 #define POLICY_C 3 /* 198.51.100.7/32 tcp 5432 inside 198.51.100.0/24 tcp 80 */
 
 #define TIMED_OUT 250 /* worker exit code: the call took too long */
 
 static const char *const rules_a[] = {
-	"allow 198.51.100.7/32 tcp 80",
+	"allow 198.51.100.7/32 tcp 80,8080",
 	"allow 198.51.100.7 udp 53",
 };
 static const char *const rules_b[] = { "allow 10.1.2.3/32 tcp 5432" };
@@ -413,23 +413,64 @@ static int create_tcp_socket(const void *arg, int in, int out)
 	return 0;
 }
 
+/* Kills whatever a failed test left running in the test cgroups (each
+ * worker also has an alarm) and removes the cgroups. */
+static int remove_cgroups(void)
+{
+	const char *dirs[] = { T.a, T.b, T.c, T.none, T.parent };
+	char kill_path[600];
+	int fd, left = 0;
+
+	snprintf(kill_path, sizeof(kill_path), "%s/cgroup.kill", T.parent);
+	fd = open(kill_path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			fprintf(stderr, "test_egress: %s: %s\n", kill_path, strerror(errno));
+		close(fd);
+	}
+	for (int tries = 0; tries < 200; tries++) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		left = 0;
+		for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+			if (rmdir(dirs[i]) < 0 && errno != ENOENT)
+				left++;
+		if (!left)
+			return 0;
+		usleep(10000);
+	}
+	fprintf(stderr, "test_egress: could not remove %s\n", T.parent);
+	return -1;
+}
+
 static int teardown(void **state)
 {
 	struct stat sb;
+	int rc = 0, status;
+	pid_t pid;
 
+	char err[256];
+
+	/* A test that failed between egress_close() and egress_open() left the
+	 * pins closed: adopt them, to detach them. */
+	egress_open(T.parent, T.pin_dir, err, sizeof(err));
 	egress_detach_and_unpin();
-	if (stat(T.pin_dir, &sb) == 0 || errno != ENOENT)
+	if (stat(T.pin_dir, &sb) == 0 || errno != ENOENT) {
 		fprintf(stderr, "test_egress: %s left behind\n", T.pin_dir);
+		rc = -1;
+	}
 	/* With the programs detached, "none" may create sockets again. */
-	if (run_in(T.none, create_tcp_socket, NULL) != 0)
+	pid = fork();
+	if (pid == 0)
+		_exit(join_cgroup(T.none) == 0 ? create_tcp_socket(NULL, -1, -1) : 201);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "test_egress: sockets still refused after detach\n");
-	rmdir(T.a);
-	rmdir(T.b);
-	rmdir(T.c);
-	rmdir(T.none);
-	if (rmdir(T.parent) < 0)
-		fprintf(stderr, "test_egress: rmdir %s: %s\n", T.parent, strerror(errno));
-	return 0;
+		rc = -1;
+	}
+	if (remove_cgroups() < 0)
+		rc = -1;
+	return rc;
 }
 
 /* ---- tests: rules as text ----------------------------------------------- */
@@ -638,22 +679,29 @@ static int listen_unbound(const void *arg, int in, int out)
 static void test_listen_unreachable(void **state)
 {
 	struct worker w = start_worker(T.a, listen_unbound, NULL);
-	struct sockaddr_storage ss;
+	struct sockaddr_storage src, dst;
+	socklen_t src_len, dst_len, el;
 	struct pollfd pfd;
 	uint16_t port = 0;
-	int fd, err = 0;
-	socklen_t el = sizeof(err);
+	int fd, err = 0, on = 1;
 
 	assert_int_equal(read(w.from_child, &port, sizeof(port)), sizeof(port));
 	assert_true(port != 0);
+	/* The client's source is one policy "a" allows (198.51.100.7 tcp 8080),
+	 * so the listener's SYN-ACK would pass the egress backstop: only the
+	 * ingress program stands between the client and the sandbox. */
+	src_len = sockaddr_of("198.51.100.7", 8080, &src);
+	dst_len = sockaddr_of("198.51.100.7", port, &dst);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	socklen_t sl = sockaddr_of("127.0.0.1", port, &ss);
-	assert_int_equal(connect(fd, (struct sockaddr *)&ss, sl), -1);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&src, src_len), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&dst, dst_len), -1);
 	assert_int_equal(errno, EINPROGRESS);
 	pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
 	poll(&pfd, 1, 600);
+	el = sizeof(err);
 	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-	/* Not connected: either still waiting (SYN dropped) or refused. */
+	/* Not connected: still waiting (SYN dropped) or refused. */
 	assert_false(pfd.revents & POLLOUT && err == 0);
 	close(fd);
 	say(w.to_child, 'x');
