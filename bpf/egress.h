@@ -36,7 +36,14 @@
  *   operator's rules before egress_default_rules().
  *
  * Thread safety: all functions may be called from any thread;
- * egress_poll_events() from one thread at a time.
+ * egress_poll_events() from one thread at a time, and not while another
+ * thread calls egress_close() or egress_detach_and_unpin().
+ *
+ * Not covered here (the seccomp policy's job): sock_create sees only
+ * AF_INET/AF_INET6 sockets, so AF_UNIX (the host's abstract sockets),
+ * AF_PACKET and AF_NETLINK must be refused by seccomp. Sockets a process
+ * brought along from outside the parent cgroup are not judged at all: a
+ * sandbox must start with no inherited sockets.
  */
 #ifndef SANDCELL_EGRESS_H
 #define SANDCELL_EGRESS_H
@@ -120,7 +127,8 @@ int egress_check(char *report, size_t len);
 /* Closes the descriptors; the pinned links keep enforcing. */
 void egress_close(void);
 
-/* Detaches the links, removes the pins and the pin directory, closes. */
+/* Detaches the links of the open instance, removes its pins and pin
+ * directory, and closes. Sandboxes below the cgroup are then unconfined. */
 void egress_detach_and_unpin(void);
 
 /* The cgroup id of a v2 cgroup directory (its inode number). 0 or -errno. */
