@@ -33,6 +33,10 @@ Run as a program, `stack.py serve --builddir DIR --listen HOST:PORT` serves
 until SIGINT/SIGTERM with the key from $API_KEY (default dify-sandbox);
 this is what `./dev run` uses.
 
+Environment: $NGINX (the nginx binary), $SANDCELL_E2E_NGINX_DIR (another
+directory of nginx files to try instead of <srcdir>/nginx), $SANDCELL_E2E_KEEP
+(keep the prefix with its logs after stop()).
+
 Standard library only: it runs under Debian's /usr/bin/python3.
 """
 
@@ -62,8 +66,8 @@ NGINX_FILES = {
 }
 # DifySandbox's environment names, passed through by `serve`.
 DIFY_ENV = ("API_KEY", "MAX_WORKERS", "MAX_REQUESTS", "WORKER_TIMEOUT", "ENABLE_NETWORK",
-        "ENABLE_PRELOAD", "PYTHON_PATH", "NODEJS_PATH", "HTTP_PROXY", "HTTPS_PROXY",
-        "ALLOWED_SYSCALLS", "SANDCELL_CGROUP")
+            "ENABLE_PRELOAD", "PYTHON_PATH", "NODEJS_PATH", "HTTP_PROXY", "HTTPS_PROXY",
+            "ALLOWED_SYSCALLS", "SANDCELL_CGROUP")
 PR_SET_PDEATHSIG = 1
 
 _counter = itertools.count()
@@ -211,7 +215,7 @@ class Stack:
     """One sandcelld and one nginx in front of it, private to the caller."""
 
     def __init__(self, builddir, srcdir=None, nginx_dir=None, listen=None, api_key=None,
-             env=None, name="test", shipped_rates=False, **config):
+                 env=None, name="test", shipped_rates=False, **config):
         self.builddir = os.path.abspath(builddir)
         self.srcdir = os.path.abspath(srcdir or os.path.join(os.path.dirname(__file__), "..", ".."))
         self.nginx_dir = nginx_dir or os.environ.get("SANDCELL_E2E_NGINX_DIR") or \
@@ -625,7 +629,7 @@ def serve(args):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     stack = Stack(args.builddir, srcdir=args.srcdir, listen=listen, api_key=key, env=env,
-              name="dev", shipped_rates=True, uid_base=1900000, drain_timeout=20)
+                  name="dev", shipped_rates=True, uid_base=1900000, drain_timeout=20)
     try:
         stack.start()
         print("sandcell is serving on %s" % stack.url, flush=True)
@@ -634,8 +638,8 @@ def serve(args):
         while not stop_now:
             for what, proc in (("sandcelld", stack.sandcelld), ("nginx", stack.nginx)):
                 if proc.poll() is not None:
-                    print("%s exited with %s:\n%s" % (what, proc.returncode,
-                        stack.log() if what == "sandcelld" else stack.nginx_log()),
+                    log = stack.log() if what == "sandcelld" else stack.nginx_log()
+                    print("%s exited with %s:\n%s" % (what, proc.returncode, log),
                           file=sys.stderr, flush=True)
                     stop_now.append(0)
             time.sleep(0.2)

@@ -355,7 +355,8 @@ def assert_dependency_list(r):
 def test_dependencies(stack):
     by_name = assert_dependency_list(http("GET", stack, DEPS + "?language=python3"))
     # the versions are those importable inside the sandbox
-    code = "import requests, jinja2, httpx\nprint(requests.__version__, jinja2.__version__, httpx.__version__)"
+    code = ("import requests, jinja2, httpx\n"
+            "print(requests.__version__, jinja2.__version__, httpx.__version__)")
     out = run_ok(stack, "python3", code)["stdout"].split()
     assert out == [by_name["requests"], by_name["jinja2"], by_name["httpx"]]
 
