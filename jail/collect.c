@@ -13,11 +13,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,19 +139,47 @@ static void close_stream(struct stream *sm)
 	sm->fd = -1;
 }
 
-/* Every call outside the allowlist arrives here: refuse it with EPERM. */
+/* rt_sigaction(SIGXFSZ, act, NULL) with act->sa_handler == SIG_IGN: true if
+ * it can be answered "done" without doing it (see seccomp_policy.c). */
+static bool is_ignoring_sigxfsz(int notify_fd, const struct seccomp_notif *req)
+{
+	uintptr_t handler;
+	struct iovec local = { &handler, sizeof(handler) };
+	struct iovec remote = { (void *)(uintptr_t)req->data.args[1], sizeof(handler) };
+
+	if (req->data.nr != __NR_rt_sigaction || req->data.args[0] != SIGXFSZ ||
+	    req->data.args[1] == 0 || req->data.args[2] != 0)
+		return false;
+	if (process_vm_readv(req->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(handler))
+		return false;
+	/* the pid may have been reused between RECV and the read */
+	if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) != 0)
+		return false;
+	return handler == (uintptr_t)SIG_IGN;
+}
+
+/* Every call outside the allowlist arrives here: refuse it with EPERM and
+ * count it. rt_sigaction(SIGXFSZ) arrives too: a request to ignore it is
+ * answered as done, any other goes ahead unchanged. */
 static void answer_notification(struct run_state *st)
 {
 	struct seccomp_notif req;
 	struct seccomp_notif_resp resp;
+	bool sigaction = false;
 
 	memset(&req, 0, sizeof(req));
 	if (ioctl(st->s->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0)
 		return; /* the caller died meanwhile */
 	memset(&resp, 0, sizeof(resp));
 	resp.id = req.id;
-	resp.error = -EPERM;
-	if (ioctl(st->s->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0)
+	if (req.data.nr == __NR_rt_sigaction && req.data.args[0] == SIGXFSZ) {
+		sigaction = true;
+		if (!is_ignoring_sigxfsz(st->s->notify_fd, &req))
+			resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+	} else {
+		resp.error = -EPERM;
+	}
+	if (ioctl(st->s->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 && !sigaction)
 		st->denied++;
 }
 

@@ -143,8 +143,12 @@ static size_t build_limits(const struct language *lang, struct spawn_limit *l)
 	/* second line behind the wall-clock timeout */
 	l[n++] = (struct spawn_limit){ RLIMIT_CPU, cpu_seconds };
 	l[n++] = (struct spawn_limit){ RLIMIT_MEMLOCK, 64 * 1024 };
-	if (lang->address_space_factor)
-		l[n++] = (struct spawn_limit){ RLIMIT_AS, cfg->memory_limit * lang->address_space_factor };
+	/* address space is not memory: leave room for twice the memory limit
+	 * plus a default 8 MiB stack for every task the pids limit allows, so
+	 * that the cgroups, which count hits, stop a bomb first */
+	if (lang->limit_address_space)
+		l[n++] = (struct spawn_limit){ RLIMIT_AS, cfg->memory_limit * 2 +
+							     (rlim_t)cfg->pids_limit * (8 << 20) };
 	return n;
 }
 

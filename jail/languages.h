@@ -5,6 +5,7 @@
 #ifndef SANDCELL_LANGUAGES_H
 #define SANDCELL_LANGUAGES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "jail/jail.h"
@@ -22,9 +23,9 @@ struct language {
 	const char *const *binds;
 	const char *const *env;               /* fixed environment */
 	const char *const *syscalls;          /* beyond the base allowlist */
-	/* RLIMIT_AS as a multiple of memory_limit; 0 = unlimited (V8 reserves
-	 * far more address space than it uses, so Node relies on the cgroup) */
-	unsigned address_space_factor;
+	/* whether RLIMIT_AS backs the memory cgroup; not for Node: V8 reserves
+	 * far more address space than it uses */
+	bool limit_address_space;
 };
 
 extern const struct language *const languages[];

@@ -41,6 +41,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <sched.h>
@@ -93,7 +94,7 @@ static const char *const base_syscalls[] = {
 
 	/* Signals: handlers, masks, waiting; kill/tgkill reach only this
 	 * sandbox's own pid namespace (abort() and pthread_kill use tgkill). */
-	"rt_sigaction", "rt_sigprocmask", "rt_sigsuspend", "rt_sigtimedwait", "rt_sigpending",
+	"rt_sigprocmask", "rt_sigsuspend", "rt_sigtimedwait", "rt_sigpending",
 	"sigaltstack", "kill", "tgkill", "pause",
 
 	/* Reaping: only ever the caller's own children. */
@@ -159,7 +160,7 @@ static const char *const process_syscalls[] = {"fork", "vfork", "setsid", "setpg
  * ALLOWED_SYSCALLS would undo their argument checks, so such numbers are
  * skipped (the policy stays closed). */
 static const char *const filtered_syscalls[] = {
-	"clone", "clone3", "socket", "socketpair", "ioctl", "personality", NULL,
+	"clone", "clone3", "socket", "socketpair", "ioctl", "personality", "rt_sigaction", NULL,
 };
 
 struct builder {
@@ -330,8 +331,29 @@ static int add_personality_rules(struct builder *b)
 	return 0;
 }
 
+/* rt_sigaction: every signal but SIGXFSZ. CPython and Node set SIGXFSZ to
+ * SIG_IGN at start-up, so a write past RLIMIT_FSIZE would only fail with
+ * EFBIG and the run could not be told apart from any other error. With the
+ * supervisor (notify), rt_sigaction(SIGXFSZ) goes to it: it pretends to
+ * ignore the signal and leaves the default, so the limit ends the program
+ * with SIGXFSZ ("error: file size limit exceeded"), as in C. Without a
+ * supervisor the call is simply allowed. */
+static int add_sigaction_rules(struct builder *b, bool notify)
+{
+	static const uint32_t routed[] = {SIGXFSZ};
+
+	if (allow_all_but(b, SCMP_SYS(rt_sigaction), 0, routed, 1, "rt_sigaction") < 0)
+		return -1;
+	if (notify)
+		return 0;
+	struct scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, SIGXFSZ);
+	return add_rule(b, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1, &cmp, "rt_sigaction");
+}
+
 static int add_all_rules(struct builder *b, const struct policy_options *opt)
 {
+	if (add_sigaction_rules(b, opt->notify) < 0)
+		return -1;
 	if (add_ioctl_rules(b) < 0 || add_clone_rules(b, opt->allow_processes) < 0 ||
 	    add_socket_rules(b, opt->network) < 0 || add_personality_rules(b) < 0)
 		return -1;

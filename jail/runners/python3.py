@@ -6,7 +6,8 @@ def _sandcell_run():
     import builtins, linecache, signal, sys, traceback, types
 
     # CPython ignores SIGXFSZ; the default lets the file size limit end the
-    # run visibly ("error: file size limit exceeded") as in other languages
+    # run visibly ("error: file size limit exceeded"). Node gets the same
+    # from the supervisor (see jail/seccomp_policy.c).
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 
     data = sys.stdin.buffer.read()
