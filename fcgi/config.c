@@ -33,6 +33,7 @@ enum key_type {
 	KEY_SECRET,     /* a string never printed */
 	KEY_STRING,     /* a string; empty means unset (NULL) */
 	KEY_PATH,       /* an absolute path */
+	KEY_OPT_PATH,   /* an absolute path, or empty for none (NULL) */
 	KEY_NAME,       /* a plain name: letters, digits, '.', '_', '-' */
 	KEY_UINT,       /* a decimal number */
 	KEY_SIZE,       /* bytes, with an optional k/m/g suffix */
@@ -53,7 +54,9 @@ struct key_spec {
 
 static const struct key_spec keys[] = {
 	{ "api_key", KEY_SECRET, FIELD(api_key), "API_KEY", 0, 0 },
-	{ "socket", KEY_PATH, FIELD(socket_path), "SANDCELL_SOCKET", 0, 0 },
+	{ "socket", KEY_OPT_PATH, FIELD(socket_path), "SANDCELL_SOCKET", 0, 0 },
+	{ "listen", KEY_STRING, FIELD(listen), NULL, 0, 0 },
+	{ "allow_clients", KEY_STRING, FIELD(allow_clients), NULL, 0, 0 },
 	{ "socket_mode", KEY_MODE, FIELD(socket_mode), NULL, 0, 0777 },
 	{ "socket_group", KEY_NAME, FIELD(socket_group), NULL, 0, 0 },
 	{ "max_workers", KEY_UINT, FIELD(max_workers), "MAX_WORKERS", 1, 256 },
@@ -125,6 +128,7 @@ static int config_defaults(struct sandcell_config *cfg)
 	    set_default_string(&cfg->python_path, "/usr/bin/python3") ||
 	    set_default_string(&cfg->nodejs_path, "/usr/bin/node") ||
 	    set_default_string(&cfg->run_dir, "/run/sandcell") ||
+	    set_default_string(&cfg->allow_clients, "127.0.0.1, ::1") ||
 	    set_default_string(&cfg->cgroup_name, "sandcell"))
 		return -1;
 	return 0;
@@ -134,6 +138,8 @@ void config_free(struct sandcell_config *cfg)
 {
 	free(cfg->api_key);
 	free(cfg->socket_path);
+	free(cfg->listen);
+	free(cfg->allow_clients);
 	free(cfg->socket_group);
 	free(cfg->python_path);
 	free(cfg->nodejs_path);
@@ -307,6 +313,10 @@ static const char *set_value(struct sandcell_config *cfg, const struct key_spec 
 	case KEY_PATH:
 		if (value[0] != '/')
 			return "must be an absolute path";
+		return store_string(field, value);
+	case KEY_OPT_PATH:
+		if (value[0] && value[0] != '/')
+			return "must be an absolute path (or empty for none)";
 		return store_string(field, value);
 	case KEY_NAME:
 		if (*value && !is_plain_name(value))
@@ -506,6 +516,33 @@ static int apply_env(struct sandcell_config *cfg, config_env_fn env, void *ctx,
 	return 0;
 }
 
+/* At least one of socket and listen; listen and allow_clients parsed. */
+static int check_listeners(struct sandcell_config *cfg, char *err, size_t errlen)
+{
+	char msg[160];
+	const char *bad;
+
+	if (!cfg->socket_path && !cfg->listen) {
+		set_err(err, errlen, "neither socket nor listen is set: sandcelld would not be reachable");
+		return -1;
+	}
+	cfg->listen_addrlen = 0;
+	if (cfg->listen) {
+		bad = netaddr_parse_listen(cfg->listen, &cfg->listen_addr, &cfg->listen_addrlen);
+		if (bad) {
+			set_err(err, errlen, "listen: %s", bad);
+			return -1;
+		}
+	}
+	bad = netaddr_parse_nets(cfg->allow_clients ? cfg->allow_clients : "", cfg->client_nets,
+				 NETADDR_MAX_NETS, &cfg->n_client_nets, msg, sizeof(msg));
+	if (bad) {
+		set_err(err, errlen, "allow_clients: %s", bad);
+		return -1;
+	}
+	return 0;
+}
+
 static int config_finish(struct sandcell_config *cfg, const char *filename,
 			 char *err, size_t errlen)
 {
@@ -517,7 +554,10 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 			filename ? filename : CONFIG_DEFAULT_PATH);
 		return -1;
 	}
-	if (strlen(cfg->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+	if (check_listeners(cfg, err, errlen) != 0)
+		return -1;
+	if (cfg->socket_path &&
+	    strlen(cfg->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		set_err(err, errlen, "socket: path longer than %zu bytes",
 			sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		return -1;
@@ -602,8 +642,8 @@ static char *read_file(const char *path, size_t *len, int *errnum)
 	return buf;
 }
 
-int config_load(struct sandcell_config *cfg, const char *path, bool must_exist,
-		char *err, size_t errlen)
+int config_load_env(struct sandcell_config *cfg, const char *path, bool must_exist,
+		    config_env_fn env, void *env_ctx, char *err, size_t errlen)
 {
 	size_t len = 0;
 	int errnum = 0, rc;
@@ -613,9 +653,15 @@ int config_load(struct sandcell_config *cfg, const char *path, bool must_exist,
 		set_err(err, errlen, "%s: %s", path, strerror(errnum));
 		return -1;
 	}
-	rc = config_from_text(cfg, text, len, path, process_env, NULL, err, errlen);
+	rc = config_from_text(cfg, text, len, path, env, env_ctx, err, errlen);
 	free(text);
 	return rc;
+}
+
+int config_load(struct sandcell_config *cfg, const char *path, bool must_exist,
+		char *err, size_t errlen)
+{
+	return config_load_env(cfg, path, must_exist, process_env, NULL, err, errlen);
 }
 
 void config_describe(const struct sandcell_config *cfg, FILE *out)
@@ -631,6 +677,7 @@ void config_describe(const struct sandcell_config *cfg, FILE *out)
 			break;
 		case KEY_STRING:
 		case KEY_PATH:
+		case KEY_OPT_PATH:
 		case KEY_NAME:
 			fputs(*(char *const *)field ? *(char *const *)field : "(not set)", out);
 			break;

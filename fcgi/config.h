@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fcgi/netaddr.h"
 #include "jail/jail.h"
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/sandcell/sandcell.conf"
@@ -18,7 +19,9 @@ struct sandcell_config {
 	struct jail_config jail;
 
 	char *api_key;
-	char *socket_path;
+	char *socket_path;      /* NULL: no unix socket (then `listen` must be set) */
+	char *listen;           /* TCP host:port, NULL: none */
+	char *allow_clients;    /* the allowlist of TCP clients, as written */
 	char *socket_group;     /* NULL: keep the primary group */
 	char *python_path;
 	char *nodejs_path;
@@ -47,6 +50,12 @@ struct sandcell_config {
 
 	int *extra_syscalls;
 	size_t n_extra_syscalls;
+
+	/* parsed by config_finish() from listen and allow_clients */
+	struct sockaddr_storage listen_addr;
+	socklen_t listen_addrlen;         /* 0 when listen is unset */
+	struct net_prefix client_nets[NETADDR_MAX_NETS];
+	size_t n_client_nets;
 };
 
 /* Looks up an environment variable; NULL when unset. */
@@ -64,6 +73,10 @@ int config_from_text(struct sandcell_config *cfg, const char *text, size_t len,
  * A missing file is an error only when must_exist (an explicit --config). */
 int config_load(struct sandcell_config *cfg, const char *path, bool must_exist,
 		char *err, size_t errlen);
+
+/* config_load() with another environment (the CLI's). */
+int config_load_env(struct sandcell_config *cfg, const char *path, bool must_exist,
+		    config_env_fn env, void *env_ctx, char *err, size_t errlen);
 
 void config_free(struct sandcell_config *cfg);
 

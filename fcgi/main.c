@@ -51,7 +51,7 @@ static bool is_inside(const char *path, const char *dir)
  * existing directory is left as the operator made it. */
 static int make_run_dir(const struct sandcell_config *cfg, char *err, size_t errlen)
 {
-	mode_t mode = is_inside(cfg->socket_path, cfg->run_dir) ? 0711 : 0700;
+	mode_t mode = cfg->socket_path && is_inside(cfg->socket_path, cfg->run_dir) ? 0711 : 0700;
 
 	if (mkdir(cfg->run_dir, mode) == 0) {
 		/* mkdir applies the umask; the mode must be exactly this */
@@ -79,7 +79,7 @@ static int check(const struct sandcell_config *cfg, const char *path)
 		return 1;
 	}
 	/* the executor's set-up would clean up the live daemon's cgroups */
-	if (server_socket_in_use(cfg->socket_path)) {
+	if (cfg->socket_path && server_socket_in_use(cfg->socket_path)) {
 		printf("executor: not checked: a sandcelld is running on %s\n", cfg->socket_path);
 		return 0;
 	}
@@ -100,6 +100,7 @@ static void log_config(const struct sandcell_config *cfg, const char *path)
 	log_begin(&l, LOG_LEVEL_INFO, "config init success");
 	log_str(&l, "config", path);
 	log_str(&l, "socket", cfg->socket_path);
+	log_str(&l, "listen", cfg->listen);
 	log_int(&l, "max_workers", (long long)cfg->max_workers);
 	log_int(&l, "max_requests", (long long)cfg->max_requests);
 	log_int(&l, "worker_timeout", (long long)cfg->worker_timeout);

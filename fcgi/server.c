@@ -6,18 +6,31 @@
  * sandboxes. The socket is opened here, not with FCGX_OpenSocket
  * (which exit()s the process on a bind error and leaves the socket
  * inheritable): close-on-exec, created under a tight umask, then chmod and
- * chgrp. server_run() starts max_requests + 4 request threads that each
- * loop on FCGX_Accept_r() (a few more threads than admissible requests so
- * that the ones over the limit still get their 503 promptly), then becomes
- * the signal thread: SIGTERM/SIGINT/SIGHUP/SIGPIPE are blocked in every
- * thread and taken with sigwait() here only.
+ * chgrp. With `listen` set, a TCP socket is opened too (or instead), bound
+ * to that address only.
  *
- * Stopping: shutdown() of the listen socket makes every blocked accept()
- * fail, so no new request is taken; a request thread leaves its loop after
- * finishing the request it has. The signal thread waits for all request
- * threads to be gone, at most drain_timeout seconds; if the deadline passes
- * it kills every live sandbox (the runs then end and answer) and waits a
- * little longer. Then the executor is shut down and the socket removed.
+ * server_run() starts, per listen socket, max_requests + 4 request threads
+ * (a few more threads than admissible requests so that the ones over the
+ * limit still get their 503 promptly), then becomes the signal thread:
+ * SIGTERM/SIGINT/SIGHUP/SIGPIPE are blocked in every thread and taken with
+ * sigwait() here only.
+ *
+ * A request thread accepts connections itself (accept4 with close-on-exec)
+ * rather than letting libfcgi do it: a TCP client outside allow_clients is
+ * then closed before a single byte of it is read, and logged. The accepted
+ * descriptor is handed to FCGX_Accept_r() through FCGX_Request.ipcFd (with
+ * keepConnection set, so that its leading FCGX_Finish_r() keeps it open);
+ * the request's own listen_sock is -1, so libfcgi never accepts anything. A
+ * connection nginx keeps open (fastcgi_keep_conn) stays with its thread,
+ * which polls it between requests so that it notices a stop within a second.
+ *
+ * Stopping: shutdown() of the listen sockets makes every blocked accept()
+ * fail, so no new connection is taken; a request thread leaves its loop
+ * after finishing the request it has. The signal thread waits for all
+ * request threads to be gone, at most drain_timeout seconds; if the deadline
+ * passes it kills every live sandbox (the runs then end and answer) and
+ * waits a little longer. Then the executor is shut down and the socket
+ * removed.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -27,6 +40,9 @@
 #include <fcgiapp.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +57,7 @@
 #include "fcgi/admission.h"
 #include "fcgi/dependencies.h"
 #include "fcgi/log.h"
+#include "fcgi/netaddr.h"
 #include "fcgi/router.h"
 #include "fcgi/server.h"
 #include "jail/jail.h"
@@ -52,7 +69,16 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t live_changed = PTHREAD_COND_INITIALIZER;
 static unsigned live_threads;
 static volatile int stopping;
-static int listen_fd = -1;
+
+/* The unix socket and/or the TCP socket. */
+struct listener {
+	int fd;
+	bool tcp;
+	char name[96];  /* for logs: the path or host:port */
+};
+static struct listener listeners[2];
+static unsigned n_listeners;
+static const struct sandcell_config *server_cfg;
 
 static void signal_set(sigset_t *set)
 {
@@ -188,31 +214,120 @@ fail:
 	return -1;
 }
 
+/* Bound to the configured address only (never the wildcard by accident). */
+static int open_tcp_socket(const struct sandcell_config *cfg)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&cfg->listen_addr;
+	int fd, one = 1;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_errno("cannot create TCP socket", cfg->listen, errno);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* [::]:port must not also take IPv4: the operator writes what they mean */
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, cfg->listen_addrlen) < 0) {
+		log_errno("cannot bind TCP address", cfg->listen, errno);
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, SOMAXCONN) < 0) {
+		log_errno("cannot listen on TCP address", cfg->listen, errno);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* ---- request threads --------------------------------------------------- */
+
+static bool client_allowed(const struct listener *l, int fd, struct sockaddr_storage *peer,
+			   socklen_t len)
+{
+	char who[80];
+
+	if (!l->tcp)
+		return true;
+	if (netaddr_allowed((struct sockaddr *)peer, len, server_cfg->client_nets,
+			    server_cfg->n_client_nets)) {
+		int one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		return true;
+	}
+	netaddr_format((struct sockaddr *)peer, len, who, sizeof(who));
+	log_event(LOG_LEVEL_WARN, "client refused: not in allow_clients", "client", who,
+		  "listen", l->name, NULL);
+	return false;
+}
+
+/* The next allowed connection, or -1 once stopping. */
+static int accept_client(const struct listener *l)
+{
+	while (!stopping) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (stopping)
+				break;
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			/* e.g. EMFILE: do not spin, do not die */
+			log_event(LOG_LEVEL_WARN, "accept failed", "listen", l->name,
+				  "error", strerror(errno), NULL);
+			usleep(100 * 1000);
+			continue;
+		}
+		if (client_allowed(l, fd, &peer, len))
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+/* Between two requests on a kept connection: true when the next one (or
+ * the close) arrives, false when sandcelld is stopping. */
+static bool wait_next_request(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	while (!stopping) {
+		int n = poll(&p, 1, 1000);
+
+		if (n > 0 || (n < 0 && errno != EINTR))
+			return true;
+	}
+	return false;
+}
 
 static void *request_loop(void *arg)
 {
+	const struct listener *l = arg;
 	FCGX_Request req;
 
-	(void)arg;
-	if (FCGX_InitRequest(&req, listen_fd, 0) != 0) {
+	/* listen_sock -1: libfcgi never accepts; the connections come from us */
+	if (FCGX_InitRequest(&req, -1, 0) != 0) {
 		log_event(LOG_LEVEL_ERROR, "FCGX_InitRequest failed", NULL);
 		goto out;
 	}
 	while (!stopping) {
-		int rc = FCGX_Accept_r(&req);
-
-		if (rc < 0) {
-			if (stopping)
+		if (req.ipcFd < 0) {
+			req.ipcFd = accept_client(l);
+			if (req.ipcFd < 0)
 				break;
-			/* e.g. EMFILE: do not spin, do not die */
-			log_event(LOG_LEVEL_WARN, "accept failed", "error", strerror(-rc), NULL);
-			usleep(100 * 1000);
-			continue;
+			/* or FCGX_Accept_r's leading FCGX_Finish_r closes it */
+			req.keepConnection = 1;
+		} else if (!wait_next_request(req.ipcFd)) {
+			break;
 		}
-		/* libfcgi does not set close-on-exec; a sandbox must never inherit
-		 * another request's connection */
-		fcntl(req.ipcFd, F_SETFD, FD_CLOEXEC);
+		/* < 0: the connection ended or broke; libfcgi closed it */
+		if (FCGX_Accept_r(&req) < 0)
+			continue;
 		router_handle(&req);
 		FCGX_Finish_r(&req);
 	}
@@ -225,7 +340,7 @@ out:
 	return NULL;
 }
 
-static int start_threads(unsigned n)
+static int start_threads(struct listener *l, unsigned n)
 {
 	pthread_attr_t attr;
 	unsigned started = 0;
@@ -238,7 +353,7 @@ static int start_threads(unsigned n)
 		pthread_mutex_lock(&live_lock);
 		live_threads++;
 		pthread_mutex_unlock(&live_lock);
-		if (pthread_create(&t, &attr, request_loop, NULL) != 0) {
+		if (pthread_create(&t, &attr, request_loop, l) != 0) {
 			pthread_mutex_lock(&live_lock);
 			live_threads--;
 			pthread_mutex_unlock(&live_lock);
@@ -287,6 +402,12 @@ static int wait_for_stop_signal(void)
 	}
 }
 
+static void shutdown_listeners(void)
+{
+	for (unsigned i = 0; i < n_listeners; i++)
+		shutdown(listeners[i].fd, SHUT_RDWR);
+}
+
 static void drain_and_stop(const struct sandcell_config *cfg, int sig)
 {
 	char seconds[24];
@@ -295,7 +416,7 @@ static void drain_and_stop(const struct sandcell_config *cfg, int sig)
 	log_event(LOG_LEVEL_INFO, "stopping", "signal", strsignal(sig),
 		  "drain_timeout", seconds, NULL);
 	stopping = 1;
-	shutdown(listen_fd, SHUT_RDWR);
+	shutdown_listeners();
 	if (!wait_for_threads((unsigned)cfg->drain_timeout)) {
 		log_event(LOG_LEVEL_WARN, "drain deadline passed: killing live sandboxes", NULL);
 		executor_kill_all();
@@ -310,17 +431,41 @@ static void drain_and_stop(const struct sandcell_config *cfg, int sig)
 
 int server_listen(const struct sandcell_config *cfg)
 {
-	listen_fd = open_listen_socket(cfg);
-	return listen_fd < 0 ? -1 : 0;
+	server_cfg = cfg;
+	n_listeners = 0;
+	if (cfg->socket_path) {
+		struct listener *l = &listeners[n_listeners];
+
+		l->fd = open_listen_socket(cfg);
+		if (l->fd < 0)
+			return -1;
+		l->tcp = false;
+		snprintf(l->name, sizeof(l->name), "%s", cfg->socket_path);
+		n_listeners++;
+	}
+	if (cfg->listen_addrlen) {
+		struct listener *l = &listeners[n_listeners];
+
+		l->fd = open_tcp_socket(cfg);
+		if (l->fd < 0) {
+			server_unlisten(cfg);
+			return -1;
+		}
+		l->tcp = true;
+		snprintf(l->name, sizeof(l->name), "%s", cfg->listen);
+		n_listeners++;
+	}
+	return 0;
 }
 
 void server_unlisten(const struct sandcell_config *cfg)
 {
-	if (listen_fd < 0)
-		return;
-	close(listen_fd);
-	listen_fd = -1;
-	unlink(cfg->socket_path);
+	for (unsigned i = 0; i < n_listeners; i++) {
+		close(listeners[i].fd);
+		if (!listeners[i].tcp)
+			unlink(cfg->socket_path);
+	}
+	n_listeners = 0;
 }
 
 int server_run(const struct sandcell_config *cfg)
@@ -334,14 +479,17 @@ int server_run(const struct sandcell_config *cfg)
 	}
 	router_init(cfg);
 	admission_init((unsigned)cfg->max_requests, (unsigned)cfg->max_workers);
-	if (start_threads(threads) < 0) {
-		log_event(LOG_LEVEL_ERROR, "cannot start request threads", NULL);
-		stopping = 1;
-		shutdown(listen_fd, SHUT_RDWR);
-		wait_for_threads(KILL_GRACE_SECONDS);
-		goto fail;
+	for (unsigned i = 0; i < n_listeners; i++) {
+		if (start_threads(&listeners[i], threads) < 0) {
+			log_event(LOG_LEVEL_ERROR, "cannot start request threads", NULL);
+			stopping = 1;
+			shutdown_listeners();
+			wait_for_threads(KILL_GRACE_SECONDS);
+			goto fail;
+		}
 	}
-	log_event(LOG_LEVEL_INFO, "listening", "socket", cfg->socket_path, NULL);
+	log_event(LOG_LEVEL_INFO, "listening", "socket", cfg->socket_path, "listen", cfg->listen,
+		  cfg->listen ? "allow_clients" : NULL, cfg->allow_clients, NULL);
 	sig = wait_for_stop_signal();
 	drain_and_stop(cfg, sig);
 	return 0;
