@@ -66,3 +66,13 @@ void admission_leave(void)
 	in_flight--;
 	pthread_mutex_unlock(&lock);
 }
+
+void admission_snapshot(unsigned *in_flight_now, unsigned *waiting, unsigned *running_now)
+{
+	pthread_mutex_lock(&lock);
+	*in_flight_now = in_flight;
+	/* tickets taken but not yet served */
+	*waiting = (unsigned)(next_ticket - now_serving);
+	*running_now = running;
+	pthread_mutex_unlock(&lock);
+}

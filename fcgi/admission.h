@@ -20,4 +20,7 @@ void admission_finish(void);
 /* Ends the request's stay in flight. */
 void admission_leave(void);
 
+/* For metrics: requests in flight, waiting for a slot, and running. */
+void admission_snapshot(unsigned *in_flight_now, unsigned *waiting, unsigned *running_now);
+
 #endif

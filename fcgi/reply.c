@@ -44,6 +44,16 @@ int reply_empty(struct reply *r, int status)
 	return 0;
 }
 
+int reply_text(struct reply *r, int status, const char *content_type, char *body, size_t len)
+{
+	reply_free(r);
+	r->status = status;
+	r->content_type = content_type;
+	r->body = body;
+	r->body_len = len;
+	return 0;
+}
+
 int reply_health(struct reply *r)
 {
 	static const char ok[] = "\"ok\"";
@@ -269,9 +279,12 @@ static const char *reason_phrase(int status)
 
 size_t reply_format_head(const struct reply *r, char *buf, size_t buflen)
 {
-	int n = snprintf(buf, buflen, "Status: %d %s\r\n%s%s%s%sContent-Length: %llu\r\n\r\n",
+	int n = snprintf(buf, buflen, "Status: %d %s\r\n%s%s%s%s%s%s%sContent-Length: %llu\r\n\r\n",
 			 r->status, reason_phrase(r->status),
 			 r->json ? "Content-Type: application/json\r\n" : "",
+			 !r->json && r->content_type ? "Content-Type: " : "",
+			 !r->json && r->content_type ? r->content_type : "",
+			 !r->json && r->content_type ? "\r\n" : "",
 			 r->allow ? "Allow: " : "", r->allow ? r->allow : "",
 			 r->allow ? "\r\n" : "", (unsigned long long)r->body_len);
 

@@ -14,6 +14,7 @@ struct reply {
 	int code;              /* the envelope's code, for the log (0 if none) */
 	const char *allow;     /* Allow header (405), or NULL */
 	bool json;             /* Content-Type: application/json */
+	const char *content_type; /* another Content-Type (static text), or NULL */
 	char *body;            /* body bytes (malloc'd unless body_static) */
 	size_t body_len;
 	bool body_static;
@@ -34,6 +35,8 @@ int reply_method_not_allowed(struct reply *r, const char *allow);
 int reply_success_empty(struct reply *r);
 int reply_run_result(struct reply *r, const struct run_result *res,
 		     const char *error_text, size_t error_len);
+/* A body of another type; takes ownership of body (malloc'd). */
+int reply_text(struct reply *r, int status, const char *content_type, char *body, size_t len);
 int reply_dependencies(struct reply *r, const struct dependency *deps, size_t n);
 
 /* The CGI response head ("Status: ...\r\n...\r\n\r\n") into buf; returns its

@@ -21,6 +21,7 @@
 #include "fcgi/admission.h"
 #include "fcgi/dependencies.h"
 #include "fcgi/log.h"
+#include "fcgi/metrics.h"
 #include "fcgi/reply.h"
 #include "fcgi/request.h"
 #include "fcgi/router.h"
@@ -210,6 +211,7 @@ static void run_admitted(struct exchange *x, const struct run_request *rq,
 		log_event(LOG_LEVEL_ERROR, "sandbox setup failed", "id", x->id, "error", err, NULL);
 		return;
 	}
+	metrics_observe_run(lang, res.duration_ms, res.hits);
 	error_text = run_result_error_text(&res, &error_len);
 	if (!error_text) {
 		fail(x, 500, "host_fault", "out of memory");
@@ -354,6 +356,27 @@ static void handle_dependencies_update(struct exchange *x)
 	x->outcome = dependencies_update(&x->reply);
 }
 
+/* No key: nginx decides who may scrape (the snippet allows localhost only). */
+static void handle_metrics(struct exchange *x)
+{
+	struct metrics_gauges g = {
+		.max_workers = (unsigned)config->max_workers,
+		.max_requests = (unsigned)config->max_requests,
+	};
+	size_t len = 0;
+	char *text;
+
+	admission_snapshot(&g.in_flight, &g.queued, &g.busy);
+	for (size_t i = 0; i < METRICS_MAX_LANGUAGES && language_at(i); i++)
+		g.warm[i] = executor_warm(language_at(i));
+	text = metrics_render(&g, &len);
+	if (!text) {
+		fail(x, 500, "host_fault", "out of memory");
+		return;
+	}
+	reply_text(&x->reply, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 struct route {
@@ -366,6 +389,7 @@ struct route {
 
 static const struct route routes[] = {
 	{ "/health", "GET", "HEAD", "GET, HEAD", handle_health },
+	{ "/metrics", "GET", "HEAD", "GET, HEAD", handle_metrics },
 	{ "/v1/sandbox/run", "POST", NULL, "POST", handle_run },
 	{ "/v1/sandbox/dependencies", "GET", NULL, "GET", handle_dependencies },
 	{ "/v1/sandbox/dependencies/update", "POST", NULL, "POST", handle_dependencies_update },
@@ -479,6 +503,7 @@ void router_handle(FCGX_Request *req)
 		x.method = "";
 	request_path(&x);
 	route(&x);
+	metrics_count_request(x.outcome);
 	/* whatever the answer, take in the rest of the body first: nginx still
 	 * writing it to a closed connection would turn our answer into a 502 */
 	discard_input(req->in);
