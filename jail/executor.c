@@ -128,6 +128,10 @@ static char **build_envp(const struct language *lang)
 	return envp;
 }
 
+/* No RLIMIT_AS: address space is not memory. glibc reserves 64 MiB per
+ * thread arena and V8 reserves gigabytes it never touches, so any useful
+ * RLIMIT_AS breaks threads before the memory cgroup (which counts its OOM
+ * kills and so gives the right error) is reached. */
 static size_t build_limits(const struct language *lang, struct spawn_limit *l)
 {
 	const struct jail_config *cfg = ex.cfg;
@@ -143,12 +147,6 @@ static size_t build_limits(const struct language *lang, struct spawn_limit *l)
 	/* second line behind the wall-clock timeout */
 	l[n++] = (struct spawn_limit){ RLIMIT_CPU, cpu_seconds };
 	l[n++] = (struct spawn_limit){ RLIMIT_MEMLOCK, 64 * 1024 };
-	/* address space is not memory: leave room for twice the memory limit
-	 * plus a default 8 MiB stack for every task the pids limit allows, so
-	 * that the cgroups, which count hits, stop a bomb first */
-	if (lang->limit_address_space)
-		l[n++] = (struct spawn_limit){ RLIMIT_AS, cfg->memory_limit * 2 +
-							     (rlim_t)cfg->pids_limit * (8 << 20) };
 	return n;
 }
 

@@ -32,7 +32,6 @@ static const struct language python3 = {
 	.env = (const char *const[]){ "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp",
 				      "TMPDIR=/tmp", "PYTHONIOENCODING=utf-8", NULL },
 	.syscalls = NULL,
-	.limit_address_space = true,
 };
 
 static const struct language nodejs = {
@@ -44,7 +43,6 @@ static const struct language nodejs = {
 	.env = (const char *const[]){ "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp",
 				      "TMPDIR=/tmp", NULL },
 	.syscalls = NULL,
-	.limit_address_space = false,
 };
 
 const struct language *const languages[] = { &python3, &nodejs, NULL };

@@ -5,7 +5,6 @@
 #ifndef SANDCELL_LANGUAGES_H
 #define SANDCELL_LANGUAGES_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "jail/jail.h"
@@ -23,9 +22,6 @@ struct language {
 	const char *const *binds;
 	const char *const *env;               /* fixed environment */
 	const char *const *syscalls;          /* beyond the base allowlist */
-	/* whether RLIMIT_AS backs the memory cgroup; not for Node: V8 reserves
-	 * far more address space than it uses */
-	bool limit_address_space;
 };
 
 extern const struct language *const languages[];
