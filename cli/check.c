@@ -1,0 +1,290 @@
+/* `sandcell check`: what this host supports, one finding per line.
+ *
+ *   cgroup v2 mount and its controllers, the v1 hierarchies a hybrid host
+ *   uses for limits instead, seccomp, the namespaces a jail needs (each
+ *   tried with unshare() in a throw-away child), the configured
+ *   interpreters (their --version), the network egress filter (not checked
+ *   until the eBPF work lands), and finally a real executor start-up with
+ *   the CLI's private identity, which is what sandcelld would do.
+ *
+ * Exit status 0 when everything sandcelld needs is there, 1 otherwise.
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static int failures;
+
+static void finding(bool ok, bool required, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void finding(bool ok, bool required, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%-22s %s  ", what, ok ? "ok  " : required ? "FAIL" : "no  ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (!ok && required)
+		failures++;
+}
+
+static void read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+
+	buf[0] = '\0';
+	if (!f)
+		return;
+	if (fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	fclose(f);
+}
+
+/* The mount point of fstype (with `option` among its super options, if
+ * given) from /proc/self/mountinfo. */
+static bool find_mount(const char *fstype, const char *option, char *out, size_t outlen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - "), mnt[1024], type[64], src[256], opts[1024] = "";
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 ||
+		    sscanf(sep + 3, "%63s %255s %1023s", type, src, opts) < 2)
+			continue;
+		if (strcmp(type, fstype))
+			continue;
+		if (option) {
+			bool has = false;
+
+			for (char *save = NULL, *o = strtok_r(opts, ",", &save); o;
+			     o = strtok_r(NULL, ",", &save))
+				has |= !strcmp(o, option);
+			if (!has)
+				continue;
+		}
+		snprintf(out, outlen, "%s", mnt);
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Our own v2 cgroup ("0::/path"). */
+static void own_v2_cgroup(char *out, size_t outlen)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[4096];
+
+	snprintf(out, outlen, "/");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, outlen, "%s", line + 3);
+		}
+	}
+	fclose(f);
+}
+
+static bool lists_all(const char *controllers, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++) {
+		char word[32];
+		const char *p = controllers;
+		bool found = false;
+		int n;
+
+		while (!found && sscanf(p, "%31s%n", word, &n) == 1) {
+			found = !strcmp(word, names[i]);
+			p += n;
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static void check_cgroups(void)
+{
+	static const char *const needed[] = { "memory", "pids", "cpu", NULL };
+	char v2[1024], own[4096], path[4096 + 1024 + 32], ctl[512] = "";
+	bool v1_all = true;
+
+	if (!find_mount("cgroup2", NULL, v2, sizeof(v2))) {
+		finding(false, true, "cgroup v2", "not mounted (required: runs, cgroup.kill, BPF)");
+		return;
+	}
+	own_v2_cgroup(own, sizeof(own));
+	snprintf(path, sizeof(path), "%s%s/cgroup.controllers", v2, strcmp(own, "/") ? own : "");
+	read_line(path, ctl, sizeof(ctl));
+	finding(true, true, "cgroup v2", "%s (our cgroup %s; controllers: %s)", v2, own,
+		ctl[0] ? ctl : "none");
+	if (lists_all(ctl, needed)) {
+		finding(true, true, "limits", "cgroup v2 controllers memory, pids, cpu");
+		return;
+	}
+	for (size_t i = 0; needed[i]; i++) {
+		char mnt[1024];
+		bool ok = find_mount("cgroup", needed[i], mnt, sizeof(mnt));
+
+		finding(ok, false, needed[i], ok ? "v1 hierarchy at %s" : "no v1 hierarchy%s",
+			ok ? mnt : "");
+		v1_all &= ok;
+	}
+	finding(v1_all, true, "limits", v1_all ?
+		"v1 hierarchies (hybrid host: v2 lacks memory/pids/cpu)" :
+		"neither v2 controllers nor v1 hierarchies for memory, pids and cpu");
+}
+
+static void check_seccomp(void)
+{
+	char actions[256] = "";
+	bool ok = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0;
+
+	read_line("/proc/sys/kernel/seccomp/actions_avail", actions, sizeof(actions));
+	finding(ok, true, "seccomp", ok ? "filters available (actions: %s)" : "not available%s",
+		ok ? actions : "");
+}
+
+/* unshare(flag) in a child that exits at once: 0, or the errno. */
+static int try_unshare(int flag)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return errno;
+	if (pid == 0)
+		_exit(unshare(flag) == 0 ? 0 : (errno & 0x7f));
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return EINVAL;
+	return WEXITSTATUS(status);
+}
+
+static void check_namespaces(void)
+{
+	static const struct {
+		int flag;
+		const char *name;
+		bool required;
+	} ns[] = {
+		{ CLONE_NEWNS, "mount namespace", true },
+		{ CLONE_NEWPID, "pid namespace", true },
+		{ CLONE_NEWNET, "network namespace", true },
+		{ CLONE_NEWIPC, "ipc namespace", true },
+		{ CLONE_NEWUTS, "uts namespace", true },
+		{ CLONE_NEWUSER, "user namespace", false },
+	};
+
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		int e = try_unshare(ns[i].flag);
+
+		finding(e == 0, ns[i].required, ns[i].name, e == 0 ? "can be created%s" : "%s",
+			e == 0 ? (ns[i].required ? "" : " (not used: sandcelld runs as root)")
+			       : strerror(e));
+	}
+}
+
+/* The first line of `path --version`, run directly (no shell). */
+static bool interpreter_version(const char *path, char *out, size_t outlen)
+{
+	int fds[2];
+	pid_t pid;
+	ssize_t n;
+	int status;
+
+	out[0] = '\0';
+	if (access(path, X_OK) != 0 || pipe2(fds, O_CLOEXEC) != 0)
+		return false;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return false;
+	}
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		execl(path, path, "--version", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	n = read(fds[0], out, outlen - 1);
+	close(fds[0]);
+	out[n > 0 ? n : 0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void check_interpreters(const struct sandcell_config *cfg)
+{
+	const struct { const char *lang, *path; } in[] = {
+		{ "python3", cfg->python_path },
+		{ "nodejs", cfg->nodejs_path },
+	};
+
+	for (size_t i = 0; i < 2; i++) {
+		char version[128], what[32];
+		bool ok = interpreter_version(in[i].path, version, sizeof(version));
+
+		snprintf(what, sizeof(what), "%s", in[i].lang);
+		finding(ok, true, what, "%s%s%s", in[i].path, ok ? ": " : ": not runnable",
+			ok ? version : "");
+	}
+}
+
+static void check_executor(const struct sandcell_config *cfg)
+{
+	char err[512] = "";
+
+	if (cli_executor_start(cfg, err, sizeof(err)) == 0) {
+		cli_executor_stop(cfg);
+		finding(true, true, "executor", "starts (cgroups, seccomp policies, jail roots)");
+	} else {
+		finding(false, true, "executor", "%s", err);
+	}
+}
+
+int cli_check(const struct sandcell_config *cfg, const char *config_path)
+{
+	struct utsname u;
+
+	failures = 0;
+	printf("configuration          %s\n", config_path);
+	if (uname(&u) == 0)
+		printf("kernel                 %s %s\n", u.release, u.machine);
+	check_cgroups();
+	check_seccomp();
+	check_namespaces();
+	check_interpreters(cfg);
+	finding(false, false, "network egress (eBPF)",
+		"not checked yet: network runs get an empty network namespace until the "
+		"egress filter lands");
+	check_executor(cfg);
+	printf("%s\n", failures ? "result                 this host cannot run sandcell (see FAIL)"
+				: "result                 this host can run sandcell");
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,28 @@
+/* What the parts of the `sandcell` command share. */
+#ifndef SANDCELL_CLI_H
+#define SANDCELL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fcgi/config.h"
+
+/* Exit statuses of sandcell itself (a program's own status passes through). */
+#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_FAILED 125   /* sandcell could not run the program */
+
+/* Gives cfg the CLI's own executor identity, so that a running sandcelld
+ * with the same configuration is not disturbed: run_dir <run_dir>/cli-<pid>,
+ * cgroup <cgroup_name>-cli-<pid>, one sandbox with a uid above every uid
+ * the daemon may use. Returns 0, or -1 with err. */
+int cli_private_config(struct sandcell_config *cfg, char *err, size_t errlen);
+
+/* executor_init() for that identity (creating the parent run_dir if it is
+ * missing); cli_executor_stop() undoes all of it. */
+int cli_executor_start(const struct sandcell_config *cfg, char *err, size_t errlen);
+void cli_executor_stop(const struct sandcell_config *cfg);
+
+/* `sandcell check`: prints the report, returns the exit status. */
+int cli_check(const struct sandcell_config *cfg, const char *config_path);
+
+#endif
