@@ -54,6 +54,7 @@ struct key_spec {
 
 static const struct key_spec keys[] = {
 	{ "api_key", KEY_SECRET, FIELD(api_key), "API_KEY", 0, 0 },
+	{ "api_key_file", KEY_OPT_PATH, FIELD(api_key_file), NULL, 0, 0 },
 	{ "socket", KEY_OPT_PATH, FIELD(socket_path), "SANDCELL_SOCKET", 0, 0 },
 	{ "listen", KEY_STRING, FIELD(listen), NULL, 0, 0 },
 	{ "allow_clients", KEY_STRING, FIELD(allow_clients), NULL, 0, 0 },
@@ -137,6 +138,7 @@ static int config_defaults(struct sandcell_config *cfg)
 void config_free(struct sandcell_config *cfg)
 {
 	free(cfg->api_key);
+	free(cfg->api_key_file);
 	free(cfg->socket_path);
 	free(cfg->listen);
 	free(cfg->allow_clients);
@@ -516,6 +518,37 @@ static int apply_env(struct sandcell_config *cfg, config_env_fn env, void *ctx,
 	return 0;
 }
 
+static char *read_file(const char *path, size_t *len, int *errnum);
+
+/* The key is the file's first line, without surrounding blanks. The
+ * package generates it (/etc/sandcell/api_key, 0640) so that the conffile
+ * itself never holds a secret and never needs rewriting. */
+static int read_key_file(struct sandcell_config *cfg, char *err, size_t errlen)
+{
+	size_t len = 0;
+	int errnum = 0;
+	char *text = read_file(cfg->api_key_file, &len, &errnum), *line;
+
+	if (!text) {
+		set_err(err, errlen, "api_key_file %s: %s", cfg->api_key_file, strerror(errnum));
+		return -1;
+	}
+	text[len] = '\0';
+	text[strcspn(text, "\n")] = '\0';
+	line = trim(text);
+	bool empty = !*line;
+
+	free(cfg->api_key);
+	cfg->api_key = empty ? NULL : strdup(line);
+	free(text);
+	if (!cfg->api_key) {
+		set_err(err, errlen, "api_key_file %s: %s", cfg->api_key_file,
+			empty ? "the file is empty" : "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* At least one of socket and listen; listen and allow_clients parsed. */
 static int check_listeners(struct sandcell_config *cfg, char *err, size_t errlen)
 {
@@ -548,6 +581,9 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 {
 	struct jail_config *j = &cfg->jail;
 
+	if ((!cfg->api_key || !*cfg->api_key) && cfg->api_key_file &&
+	    read_key_file(cfg, err, errlen) != 0)
+		return -1;
 	if (!cfg->api_key || !*cfg->api_key) {
 		set_err(err, errlen, "api_key is not set: set it in %s or in the API_KEY "
 			"environment variable (an empty key is refused, not \"no auth\")",

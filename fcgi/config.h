@@ -19,6 +19,7 @@ struct sandcell_config {
 	struct jail_config jail;
 
 	char *api_key;
+	char *api_key_file;     /* read when api_key is unset (the package's way) */
 	char *socket_path;      /* NULL: no unix socket (then `listen` must be set) */
 	char *listen;           /* TCP host:port, NULL: none */
 	char *allow_clients;    /* the allowlist of TCP clients, as written */
