@@ -62,6 +62,7 @@ static const struct key_spec keys[] = {
 	{ "socket_group", KEY_NAME, FIELD(socket_group), NULL, 0, 0 },
 	{ "max_workers", KEY_UINT, FIELD(max_workers), "MAX_WORKERS", 1, 256 },
 	{ "max_requests", KEY_UINT, FIELD(max_requests), "MAX_REQUESTS", 1, 4096 },
+	{ "warm_sandboxes", KEY_UINT, FIELD(warm_sandboxes), NULL, 0, 64 },
 	{ "worker_timeout", KEY_UINT, FIELD(worker_timeout), "WORKER_TIMEOUT", 1, 86400 },
 	{ "max_body_size", KEY_SIZE, FIELD(max_body_size), NULL, 1, GIB },
 	{ "output_limit", KEY_SIZE, FIELD(output_limit), NULL, 1, GIB },
@@ -112,6 +113,7 @@ static int config_defaults(struct sandcell_config *cfg)
 	cfg->socket_mode = 0660;
 	cfg->max_workers = 4;
 	cfg->max_requests = 50;
+	cfg->warm_sandboxes = 2;
 	cfg->worker_timeout = 15;
 	cfg->max_body_size = 10 * MIB;
 	cfg->output_limit = 8 * MIB;
@@ -614,6 +616,7 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 	j->tmp_size = cfg->tmp_size;
 	j->file_size_limit = cfg->file_size_limit;
 	j->max_sandboxes = (unsigned)cfg->max_workers;
+	j->warm_sandboxes = (unsigned)cfg->warm_sandboxes;
 	j->uid_base = (uid_t)cfg->uid_base;
 	j->extra_syscalls = cfg->extra_syscalls;
 	j->n_extra_syscalls = cfg->n_extra_syscalls;

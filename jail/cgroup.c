@@ -2,7 +2,8 @@
  *
  * Theory of operation
  *
- * Every run gets a fresh cgroup v2 directory, <parent>/run-<slot>-<n>, where
+ * Every run gets a fresh cgroup v2 directory, <parent>/run-<slot>-<n> (warm-...
+ * for one started ahead of its request), where
  * <parent> is <v2 mount><our own v2 cgroup>/<cgroup_name>. The child is
  * created straight into it with clone3(CLONE_INTO_CGROUP) through the
  * O_DIRECTORY descriptor kept in struct cgroup_run, so there is no moment in
@@ -709,7 +710,7 @@ static uint64_t pids_max_events(const struct cgroup_run *cg)
 	return read_counter(-1, dir, "pids.events", "max");
 }
 
-int cgroup_run_create(unsigned slot, struct cgroup_run *cg, char *err, size_t errlen)
+int cgroup_run_create(unsigned slot, const char *kind, struct cgroup_run *cg, char *err, size_t errlen)
 {
 	memset(cg, 0, sizeof *cg);
 	cg->dirfd = -1;
@@ -719,7 +720,7 @@ int cgroup_run_create(unsigned slot, struct cgroup_run *cg, char *err, size_t er
 	}
 	cg->slot = slot;
 	unsigned n = atomic_fetch_add(&cgs.runs, 1);
-	if ((size_t)snprintf(cg->path, sizeof cg->path, "%s/run-%u-%u", cgs.parent, slot, n) >=
+	if ((size_t)snprintf(cg->path, sizeof cg->path, "%s/%s-%u-%u", cgs.parent, kind, slot, n) >=
 	    sizeof cg->path) {
 		snprintf(err, errlen, "cgroup path too long under %s", cgs.parent);
 		cg->path[0] = '\0';

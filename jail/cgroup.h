@@ -40,9 +40,10 @@ const char *cgroups_parent_path(void);
 /* True where memory/pids/cpu come from v2 controllers, false on hybrid hosts. */
 bool cgroups_v2_controllers(void);
 
-/* Creates the run's v2 cgroup for slot, applies the limits (v2) and records
- * the base counters. */
-int cgroup_run_create(unsigned slot, struct cgroup_run *cg, char *err, size_t errlen);
+/* Creates the run's v2 cgroup for slot, <parent>/<kind>-<slot>-<n> (kind is
+ * "run", or "warm" for a sandbox started ahead of its request), applies the
+ * limits (v2) and records the base counters. */
+int cgroup_run_create(unsigned slot, const char *kind, struct cgroup_run *cg, char *err, size_t errlen);
 
 /* Hybrid hosts: moves pid into the slot's v1 memory, pids and cpu cgroups.
  * No-op where v2 controllers are used. */

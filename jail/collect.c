@@ -2,24 +2,19 @@
  *
  * One poll() loop per run watches: the program's stdin (written without
  * blocking, then closed so the runner sees EOF), its stdout and stderr (kept
- * up to the output limit), the seccomp listener (every call outside the
- * allowlist is answered EPERM here and counted) and the pidfd (the program
- * ended). The loop ends when the program has exited and both outputs reached
+ * up to the output limit) and the pidfd (the program ended). Refused system
+ * calls are the supervisor's (jail/supervisor.c). The loop ends when the program has exited and both outputs reached
  * EOF; a deadline, an output overflow or a host fault kill the whole cgroup.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,7 +39,6 @@ struct run_state {
 	struct stream out, errout;
 	bool exited, killed;
 	unsigned hits;
-	unsigned long denied;         /* system calls refused by the policy */
 	siginfo_t init_status;         /* of the jail's init (pid 1), only reaped */
 };
 
@@ -139,50 +133,6 @@ static void close_stream(struct stream *sm)
 	sm->fd = -1;
 }
 
-/* rt_sigaction(SIGXFSZ, act, NULL) with act->sa_handler == SIG_IGN: true if
- * it can be answered "done" without doing it (see seccomp_policy.c). */
-static bool is_ignoring_sigxfsz(int notify_fd, const struct seccomp_notif *req)
-{
-	uintptr_t handler;
-	struct iovec local = { &handler, sizeof(handler) };
-	struct iovec remote = { (void *)(uintptr_t)req->data.args[1], sizeof(handler) };
-
-	if (req->data.nr != __NR_rt_sigaction || req->data.args[0] != SIGXFSZ ||
-	    req->data.args[1] == 0 || req->data.args[2] != 0)
-		return false;
-	if (process_vm_readv(req->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(handler))
-		return false;
-	/* the pid may have been reused between RECV and the read */
-	if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) != 0)
-		return false;
-	return handler == (uintptr_t)SIG_IGN;
-}
-
-/* Every call outside the allowlist arrives here: refuse it with EPERM and
- * count it. rt_sigaction(SIGXFSZ) arrives too: a request to ignore it is
- * answered as done, any other goes ahead unchanged. */
-static void answer_notification(struct run_state *st)
-{
-	struct seccomp_notif req;
-	struct seccomp_notif_resp resp;
-	bool sigaction = false;
-
-	memset(&req, 0, sizeof(req));
-	if (ioctl(st->s->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0)
-		return; /* the caller died meanwhile */
-	memset(&resp, 0, sizeof(resp));
-	resp.id = req.id;
-	if (req.data.nr == __NR_rt_sigaction && req.data.args[0] == SIGXFSZ) {
-		sigaction = true;
-		if (!is_ignoring_sigxfsz(st->s->notify_fd, &req))
-			resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-	} else {
-		resp.error = -EPERM;
-	}
-	if (ioctl(st->s->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 && !sigaction)
-		st->denied++;
-}
-
 static void reap(struct run_state *st)
 {
 	memset(&st->init_status, 0, sizeof(st->init_status));
@@ -190,7 +140,7 @@ static void reap(struct run_state *st)
 		st->exited = true;
 }
 
-enum { PF_STDIN, PF_STDOUT, PF_STDERR, PF_NOTIFY, PF_PID, PF_COUNT };
+enum { PF_STDIN, PF_STDOUT, PF_STDERR, PF_PID, PF_COUNT };
 
 static int poll_once(struct run_state *st, int timeout)
 {
@@ -198,7 +148,6 @@ static int poll_once(struct run_state *st, int timeout)
 		[PF_STDIN] = { st->s->stdin_fd, POLLOUT, 0 },
 		[PF_STDOUT] = { st->out.fd, POLLIN, 0 },
 		[PF_STDERR] = { st->errout.fd, POLLIN, 0 },
-		[PF_NOTIFY] = { st->s->notify_fd, POLLIN, 0 },
 		[PF_PID] = { st->exited ? -1 : st->s->pidfd, POLLIN, 0 },
 	};
 	int n = poll(p, PF_COUNT, timeout);
@@ -210,12 +159,6 @@ static int poll_once(struct run_state *st, int timeout)
 		close_stream(&st->out);
 	if (p[PF_STDERR].revents && !read_stream(st, &st->errout))
 		close_stream(&st->errout);
-	if (p[PF_NOTIFY].revents & POLLIN)
-		answer_notification(st);
-	else if (p[PF_NOTIFY].revents) {
-		close(st->s->notify_fd); /* no task uses the filter any more */
-		st->s->notify_fd = -1;
-	}
 	if (p[PF_PID].revents)
 		reap(st);
 	return 0;
@@ -250,9 +193,6 @@ static void judge(struct run_state *st, struct run_result *res)
 		st->hits |= JAIL_HIT_FSIZE;
 	if (res->signal == SIGXCPU)
 		st->hits |= JAIL_HIT_TIMEOUT;
-	/* a refused call only explains a failure, not a success */
-	if (st->denied && res->exit_code != 0)
-		st->hits |= JAIL_HIT_SECCOMP;
 	res->hits = st->hits;
 }
 

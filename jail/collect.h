@@ -14,8 +14,7 @@ struct collect_input {
 };
 
 /* Writes the input to the program's stdin, reads stdout and stderr (each
- * kept up to output_limit), answers seccomp notifications with EPERM, and
- * waits for the program to end, or kills it at the deadline or when an
+ * kept up to output_limit), and waits for the program to end, or kills it at the deadline or when an
  * output limit is passed. Fills res (output, exit status, hits except the
  * cgroup's). Returns 0, or -1 with a message on a host fault. */
 int collect_run(struct spawned *s, struct cgroup_run *cg, const struct collect_input *in,

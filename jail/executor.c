@@ -7,13 +7,16 @@
  * rlimits; it creates the cgroups (jail/cgroup.c) and a mount point for the
  * jails' roots. A slot is one sandbox that may be alive: slot k runs as uid
  * and gid uid_base + k, so no two live sandboxes share an identity, and has
- * its own v1 cgroups on hybrid hosts. sandbox_take waits for a free slot,
- * creates the run's cgroup and starts the jailed interpreter (jail/spawn.c);
+ * its own v1 cgroups on hybrid hosts. sandbox_take takes a warm sandbox
+ * (jail/pool.c) or, if none is ready, waits for a free slot, creates the
+ * run's cgroup and starts the jailed interpreter (jail/spawn.c);
  * sandbox_collect feeds and watches it (jail/collect.c); sandbox_release
- * kills what is left, removes the cgroup and frees the slot.
+ * hands it to the pool's thread, which kills what is left, removes the
+ * cgroup and frees the slot.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,8 +32,10 @@
 #include "jail/executor.h"
 #include "jail/languages.h"
 #include "jail/mounts.h"
+#include "jail/pool.h"
 #include "jail/seccomp_policy.h"
 #include "jail/spawn.h"
+#include "jail/supervisor.h"
 
 #define MAX_LANGUAGES 8
 #define MAX_LIMITS 8
@@ -277,12 +282,20 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 		}
 		ex.n_langs = i + 1;
 	}
-	ex.n_slots = cfg->max_sandboxes ? cfg->max_sandboxes : 1;
+	/* runs at once, as many again being torn down in the background, and
+	 * the warm sandboxes */
+	unsigned running = cfg->max_sandboxes ? cfg->max_sandboxes : 1;
+	ex.n_slots = 2 * running + cfg->warm_sandboxes * (unsigned)ex.n_langs;
 	ex.slots = calloc(ex.n_slots, sizeof(*ex.slots));
 	if (!ex.slots || cgroups_init(cfg, ex.n_slots, err, errlen) != 0) {
 		free(ex.slots);
 		ex.slots = NULL;
 		forget_languages();
+		return -1;
+	}
+	if (supervisor_start(ex.n_slots, err, errlen) != 0 ||
+	    pool_start(cfg->warm_sandboxes, err, errlen) != 0) {
+		executor_shutdown();
 		return -1;
 	}
 	return 0;
@@ -310,8 +323,28 @@ unsigned executor_running(void)
 
 unsigned executor_warm(const struct language *lang)
 {
-	(void)lang;
-	return 0;
+	struct lang_state *ls = state_of(lang);
+	return ls ? pool_ready((size_t)(ls - ex.langs)) : 0;
+}
+
+size_t executor_languages(void)
+{
+	return ex.n_langs;
+}
+
+struct lang_state *executor_language(size_t i)
+{
+	return i < ex.n_langs ? &ex.langs[i] : NULL;
+}
+
+const char *executor_language_name(size_t i)
+{
+	return i < ex.n_langs ? ex.langs[i].lang->name : "?";
+}
+
+unsigned executor_slots(void)
+{
+	return ex.n_slots;
 }
 
 void executor_shutdown(void)
@@ -319,7 +352,9 @@ void executor_shutdown(void)
 	if (!ex.slots)
 		return;
 	executor_kill_all();
+	pool_stop();
 	cgroups_cleanup();
+	supervisor_stop();
 	free(ex.slots);
 	ex.slots = NULL;
 	forget_languages();
@@ -335,7 +370,8 @@ void executor_shutdown(void)
 
 /* ---- one sandbox ----------------------------------------------------------------- */
 
-static unsigned take_slot(struct sandbox *sb)
+/* A free slot for sb, or -1 if none and !wait. */
+static int take_slot(struct sandbox *sb, bool wait)
 {
 	pthread_mutex_lock(&ex.lock);
 	for (;;) {
@@ -343,8 +379,12 @@ static unsigned take_slot(struct sandbox *sb)
 			if (!ex.slots[i]) {
 				ex.slots[i] = sb;
 				pthread_mutex_unlock(&ex.lock);
-				return i;
+				return (int)i;
 			}
+		}
+		if (!wait) {
+			pthread_mutex_unlock(&ex.lock);
+			return -1;
 		}
 		pthread_cond_wait(&ex.slot_freed, &ex.lock);
 	}
@@ -355,6 +395,68 @@ static void give_back_slot(unsigned slot)
 	pthread_mutex_lock(&ex.lock);
 	ex.slots[slot] = NULL;
 	pthread_cond_signal(&ex.slot_freed);
+	pthread_mutex_unlock(&ex.lock);
+}
+
+int sandbox_spawn(struct lang_state *ls, const char *kind, bool wait_for_slot,
+		  struct sandbox **out, char *err, size_t errlen)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	sb->ls = ls;
+	int slot = take_slot(sb, wait_for_slot);
+	if (slot < 0) {
+		free(sb);
+		return 1;
+	}
+	sb->slot = (unsigned)slot;
+	if (cgroup_run_create(sb->slot, kind, &sb->cg, err, errlen) != 0) {
+		give_back_slot(sb->slot);
+		free(sb);
+		return -1;
+	}
+	uid_t uid = ex.cfg->uid_base + sb->slot;
+	if (spawn_sandbox(&ls->plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
+		cgroup_run_destroy(&sb->cg);
+		give_back_slot(sb->slot);
+		free(sb);
+		return -1;
+	}
+	/* the supervisor owns the seccomp listener from now on */
+	int notify_fd = sb->proc.notify_fd;
+	sb->proc.notify_fd = -1;
+	if (supervisor_watch(sb->slot, notify_fd, err, errlen) != 0) {
+		sandbox_destroy(sb);
+		return -1;
+	}
+	*out = sb;
+	return 0;
+}
+
+void sandbox_destroy(struct sandbox *sb)
+{
+	cgroup_run_destroy(&sb->cg);
+	supervisor_forget(sb->slot);
+	spawned_close(&sb->proc);
+	give_back_slot(sb->slot);
+	free(sb);
+}
+
+/* A warm sandbox may have died while it waited (the OOM killer, an
+ * operator): then it cannot take a program. */
+static bool still_waiting(const struct sandbox *sb)
+{
+	struct pollfd p = { .fd = sb->proc.pidfd, .events = POLLIN };
+	return poll(&p, 1, 0) == 0;
+}
+
+static void mark_running(struct sandbox *sb, bool running)
+{
+	pthread_mutex_lock(&ex.lock);
+	sb->running = running;
 	pthread_mutex_unlock(&ex.lock);
 }
 
@@ -369,28 +471,12 @@ int sandbox_take(const struct language *lang, bool network, struct sandbox **out
 	/* Until the egress policy exists, a network run gets the same empty
 	 * network namespace as any other: closed, never open. */
 	(void)network;
-	struct sandbox *sb = calloc(1, sizeof(*sb));
-	if (!sb) {
-		snprintf(err, errlen, "out of memory");
+	struct sandbox *sb;
+	while ((sb = pool_take((size_t)(ls - ex.langs))) && !still_waiting(sb))
+		pool_retire(sb);
+	if (!sb && sandbox_spawn(ls, "run", true, &sb, err, errlen) != 0)
 		return -1;
-	}
-	sb->ls = ls;
-	sb->slot = take_slot(sb);
-	if (cgroup_run_create(sb->slot, &sb->cg, err, errlen) != 0) {
-		give_back_slot(sb->slot);
-		free(sb);
-		return -1;
-	}
-	uid_t uid = ex.cfg->uid_base + sb->slot;
-	if (spawn_sandbox(&ls->plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
-		cgroup_run_destroy(&sb->cg);
-		give_back_slot(sb->slot);
-		free(sb);
-		return -1;
-	}
-	pthread_mutex_lock(&ex.lock);
-	sb->running = true;
-	pthread_mutex_unlock(&ex.lock);
+	mark_running(sb, true);
 	*out = sb;
 	return 0;
 }
@@ -415,6 +501,9 @@ int sandbox_collect(struct sandbox *sb, struct run_result *res, char *err, size_
 	int rc = collect_run(&sb->proc, &sb->cg, &sb->input, ex.cfg->output_limit, ex.cfg->timeout_ms,
 			     res, err, errlen);
 	res->hits |= cgroup_run_hits(&sb->cg);
+	/* a refused call only explains a failure, not a success */
+	if (supervisor_refused(sb->slot) && res->exit_code != 0)
+		res->hits |= JAIL_HIT_SECCOMP;
 	if (res->hits & (JAIL_HIT_MEMORY | JAIL_HIT_PIDS) && res->signal)
 		res->exit_code = -1;
 	return rc;
@@ -424,13 +513,9 @@ void sandbox_release(struct sandbox *sb)
 {
 	if (!sb)
 		return;
-	pthread_mutex_lock(&ex.lock);
-	sb->running = false;
-	pthread_mutex_unlock(&ex.lock);
-	cgroup_run_destroy(&sb->cg);
-	spawned_close(&sb->proc);
-	give_back_slot(sb->slot);
-	free(sb);
+	mark_running(sb, false);
+	/* the answer need not wait for the teardown */
+	pool_retire(sb);
 }
 
 int jail_run(const struct language *lang, bool network, const char *preload, size_t preload_len,

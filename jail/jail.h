@@ -34,7 +34,8 @@ struct jail_config {
 	unsigned cpu_percent;         /* CPU share: 100 = one core */
 	uint64_t tmp_size;            /* bytes of the private /tmp */
 	uint64_t file_size_limit;     /* largest file a program may write (RLIMIT_FSIZE) */
-	unsigned max_sandboxes;       /* sandboxes alive at once (= max_workers) */
+	unsigned max_sandboxes;       /* sandboxes running at once (= max_workers) */
+	unsigned warm_sandboxes;      /* per language, started ahead and waiting for code */
 	uid_t uid_base;               /* sandbox k runs as uid/gid uid_base + k */
 	const int *extra_syscalls;    /* ALLOWED_SYSCALLS: added to every language's allowlist */
 	size_t n_extra_syscalls;

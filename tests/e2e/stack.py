@@ -157,6 +157,27 @@ def processes_with_uid_in(lo, hi):
     return found
 
 
+def is_warm(cgroup_dir):
+    """A warm sandbox (jail/pool.c), started ahead and still waiting for its code:
+    a warm-* cgroup that holds exactly its init (uid 0) and an interpreter blocked
+    in read(0, ...). A sandbox taken from the pool keeps its warm-* name, but runs
+    code (or has left something behind), so it does not pass."""
+    if not os.path.basename(cgroup_dir).startswith("warm-"):
+        return False
+    pids = _read(os.path.join(cgroup_dir, "cgroup.procs")).split()
+    if len(pids) != 2:
+        return False
+    reading = [p for p in pids if _read("/proc/%s/syscall" % p).startswith("0 0x0 ")]
+    return len(reading) == 1
+
+
+def in_warm_cgroup(pid):
+    for line in _read("/proc/%d/cgroup" % pid).splitlines():
+        if line.startswith("0::"):
+            return is_warm(cgroup2_mount() + line[3:])
+    return False
+
+
 def children_of(pid):
     kids = []
     for entry in os.listdir("/proc"):
@@ -243,11 +264,11 @@ class Stack:
             "socket_mode": "0660",
             "cgroup_name": "sandcell-%s-%d-%d" % (name, os.getpid(), n),
             # distinct uids per stack, also across concurrent test runs on the host
-            "uid_base": 2000000 + (os.getpid() % 4096) * 256 + (n % 16) * 16,
+            "uid_base": 2000000 + (os.getpid() % 4096) * 512 + (n % 16) * 32,
             "drain_timeout": 5,
         }
-        if "uid_base" not in config and int(config.get("max_workers", 4)) > 16:
-            raise ValueError("max_workers above 16 would overlap another stack's uids")
+        if "uid_base" not in config and self._slots_for(config) > 32:
+            raise ValueError("more than 32 sandbox slots would overlap another stack's uids")
         self.config.update(config)
         base_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         if name == "test":
@@ -291,6 +312,16 @@ class Stack:
     @property
     def max_workers(self):
         return int(self.env.get("MAX_WORKERS") or self.config.get("max_workers", 4))
+
+    @staticmethod
+    def _slots_for(config):
+        # jail/executor.c: runs at once, as many being torn down, the warm sandboxes
+        return 2 * int(config.get("max_workers", 4)) + 2 * int(config.get("warm_sandboxes", 2))
+
+    @property
+    def slots(self):
+        """Sandboxes that may be alive at once: uids uid_base .. uid_base + slots - 1."""
+        return self._slots_for(dict(self.config, max_workers=self.max_workers))
 
     def cgroup_parent(self):
         """The v2 parent cgroup of this stack's sandboxes."""
@@ -457,15 +488,19 @@ class Stack:
     def leftovers(self):
         """What is left of earlier runs right now: a list of readable problems."""
         problems = []
-        hi = self.uid_base + self.max_workers
+        hi = self.uid_base + self.slots
+        # warm sandboxes (cgroups warm-*) wait for the next request: not left of a run
         for pid, name, uids in processes_with_uid_in(self.uid_base, hi):
-            problems.append("process %d (%s) with uids %s still runs" % (pid, name, uids))
+            if not in_warm_cgroup(pid):
+                problems.append("process %d (%s) with uids %s still runs" % (pid, name, uids))
         parent = self.cgroup_parent()
         if os.path.isdir(parent):
             for cg in cgroup_tree(parent):
-                if cg not in self._baseline["cgroups"]:
+                if cg not in self._baseline["cgroups"] and not is_warm(cg):
                     problems.append("cgroup %s still exists" % cg)
             for cg in [parent] + cgroup_tree(parent):
+                if is_warm(cg):
+                    continue
                 procs = _read(os.path.join(cg, "cgroup.procs")).split()
                 if procs:
                     problems.append("cgroup %s still holds pids %s" % (cg, " ".join(procs)))
@@ -533,7 +568,7 @@ class Stack:
 
     def _clean_after_sandcelld(self, parent, v1):
         """Whatever sandcelld should have removed on exit: record it, then remove it."""
-        hi = self.uid_base + self.max_workers
+        hi = self.uid_base + self.slots
         for pid, name, uids in processes_with_uid_in(self.uid_base, hi):
             self.stop_problems.append("sandbox process %d (%s) outlived sandcelld" % (pid, name))
             _kill(pid)

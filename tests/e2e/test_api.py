@@ -452,7 +452,7 @@ def test_preload_runs_inside_the_sandbox(preload_stack):
     data = run_ok(s, "python3", PRELOAD_CODE, preload=preload_body(s))
     assert data["exit_code"] == 0, data
     uid = int(data["stdout"])
-    assert s.uid_base <= uid < s.uid_base + s.max_workers, data
+    assert s.uid_base <= uid < s.uid_base + s.slots, data
     assert not os.path.exists(s.prefix + "/preload-escaped")
     assert not os.path.exists("/etc/sandcell-preload-escaped")
     assert_alive(s)

@@ -198,7 +198,7 @@ def test_concurrent_runs_do_not_see_each_other(stack):
     assert "b-was-here" not in a["tmp"] and marker in a["tmp"], a["tmp"]
     # B sees only its own processes: its own uid, or its own namespace's init (pid 1);
     # nothing with A's (another sandbox's) uid, no nginx, no host process
-    lo, hi = stack.uid_base, stack.uid_base + stack.max_workers
+    lo, hi = stack.uid_base, stack.uid_base + stack.slots
     for pid, uid, name, cmd in b["procs"]:
         assert uid == b["uid"] or pid == 1, (pid, uid, name, cmd)
         assert not (lo <= uid < hi and uid != b["uid"]), (pid, uid, name, cmd)
@@ -348,7 +348,7 @@ print(json.dumps({'uid': os.getuid(), 'euid': os.geteuid(), 'gid': os.getgid(),
 
 def test_unprivileged_no_caps_no_new_privs_seccomp(stack):
     out, _ = report(stack, STATUS_PY)
-    lo, hi = stack.uid_base, stack.uid_base + stack.max_workers
+    lo, hi = stack.uid_base, stack.uid_base + stack.slots
     assert out["uid"] != 0 and out["euid"] != 0 and out["gid"] != 0
     assert lo <= out["uid"] < hi, out
     st = out["status"]

@@ -1,0 +1,206 @@
+/* Warm sandboxes and background destruction.
+ *
+ * Theory of operation
+ *
+ * Starting a sandbox costs about 10 ms before the interpreter even begins
+ * (namespaces, mounts, moving into v1 cgroups on hybrid hosts) plus the
+ * interpreter's own start-up; tearing it down costs another millisecond.
+ * Neither depends on the request, so one background thread does both ahead
+ * of time and after the fact:
+ *
+ *   - it keeps `warm` sandboxes of each language fully jailed, their
+ *     interpreter started and blocked reading the program from stdin. The
+ *     wall clock of a run starts only when its code is sent. Every warm
+ *     sandbox serves exactly one run and is destroyed afterwards: nothing is
+ *     ever reused across runs.
+ *   - it destroys retired sandboxes (kill the cgroup, wait until empty,
+ *     remove it, free the slot), so a request is answered first.
+ *
+ * Retiring comes before refilling: it frees the slots that refilling needs.
+ * A failure to start a warm sandbox (for example memory pressure) is retried
+ * after a pause; requests then start their own sandbox, as with warm = 0.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jail/executor.h"
+#include "jail/pool.h"
+
+#define MAX_WARM 64
+#define RETRY_PAUSE_MS 1000
+
+struct warm_list {
+	struct sandbox *ready[MAX_WARM];
+	unsigned n;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool started, stopping;
+	unsigned warm;
+	struct warm_list *langs;     /* one per language */
+	size_t n_langs;
+	struct sandbox **retired;    /* a stack of sandboxes to destroy */
+	size_t n_retired, cap_retired;
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
+
+/* The language most in need of a warm sandbox, or -1. Called locked. */
+static long language_to_refill(void)
+{
+	long best = -1;
+	for (size_t i = 0; i < pool.n_langs; i++)
+		if (pool.langs[i].n < pool.warm && (best < 0 || pool.langs[i].n < pool.langs[best].n))
+			best = (long)i;
+	return best;
+}
+
+static void wait_ms(unsigned ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&pool.wake, &pool.lock, &until);
+}
+
+/* Starts one warm sandbox of language i. Called locked; unlocks meanwhile.
+ * Returns false if it could not (no free slot, or a failure). */
+static bool refill_one(size_t i)
+{
+	struct sandbox *sb = NULL;
+	char err[512] = "";
+
+	pthread_mutex_unlock(&pool.lock);
+	int rc = sandbox_spawn(executor_language(i), "warm", false, &sb, err, sizeof(err));
+	pthread_mutex_lock(&pool.lock);
+	if (rc != 0) {
+		if (rc < 0)
+			fprintf(stderr, "level=warn msg=\"warm sandbox failed\" language=%s error=\"%s\"\n",
+				executor_language_name(i), err);
+		return false;
+	}
+	if (pool.stopping || pool.langs[i].n >= pool.warm) {
+		pool.retired[pool.n_retired++] = sb; /* room: see pool_retire's reservation */
+		return true;
+	}
+	pool.langs[i].ready[pool.langs[i].n++] = sb;
+	return true;
+}
+
+static void destroy_retired(void)
+{
+	while (pool.n_retired > 0) {
+		struct sandbox *sb = pool.retired[--pool.n_retired];
+		pthread_mutex_unlock(&pool.lock);
+		sandbox_destroy(sb);
+		pthread_mutex_lock(&pool.lock);
+	}
+}
+
+static void *pool_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&pool.lock);
+	while (!pool.stopping) {
+		if (pool.n_retired > 0) {
+			destroy_retired();
+			continue;
+		}
+		long i = language_to_refill();
+		if (i >= 0 && refill_one((size_t)i))
+			continue;
+		if (i >= 0)
+			wait_ms(RETRY_PAUSE_MS); /* no slot or a failure: later, or when woken */
+		else
+			pthread_cond_wait(&pool.wake, &pool.lock);
+	}
+	destroy_retired();
+	pthread_mutex_unlock(&pool.lock);
+	return NULL;
+}
+
+int pool_start(unsigned warm, char *err, size_t errlen)
+{
+	pool.warm = warm > MAX_WARM ? MAX_WARM : warm;
+	pool.n_langs = executor_languages();
+	pool.langs = calloc(pool.n_langs, sizeof(*pool.langs));
+	/* every sandbox may be retired at once: reserve room for all of them */
+	pool.cap_retired = executor_slots();
+	pool.retired = calloc(pool.cap_retired, sizeof(*pool.retired));
+	if (!pool.langs || !pool.retired) {
+		snprintf(err, errlen, "starting the pool: out of memory");
+		return -1;
+	}
+	pool.stopping = false;
+	int rc = pthread_create(&pool.thread, NULL, pool_main, NULL);
+	if (rc != 0) {
+		snprintf(err, errlen, "starting the pool thread: %s", strerror(rc));
+		return -1;
+	}
+	pool.started = true;
+	return 0;
+}
+
+void pool_stop(void)
+{
+	if (!pool.started)
+		return;
+	pthread_mutex_lock(&pool.lock);
+	pool.stopping = true;
+	for (size_t i = 0; i < pool.n_langs; i++)
+		while (pool.langs[i].n > 0)
+			pool.retired[pool.n_retired++] = pool.langs[i].ready[--pool.langs[i].n];
+	pthread_cond_signal(&pool.wake);
+	pthread_mutex_unlock(&pool.lock);
+	pthread_join(pool.thread, NULL);
+	pool.started = false;
+	free(pool.langs);
+	free(pool.retired);
+	pool.langs = NULL;
+	pool.retired = NULL;
+}
+
+struct sandbox *pool_take(size_t lang)
+{
+	struct sandbox *sb = NULL;
+
+	pthread_mutex_lock(&pool.lock);
+	if (pool.started && lang < pool.n_langs && pool.langs[lang].n > 0) {
+		sb = pool.langs[lang].ready[--pool.langs[lang].n];
+		pthread_cond_signal(&pool.wake);
+	}
+	pthread_mutex_unlock(&pool.lock);
+	return sb;
+}
+
+unsigned pool_ready(size_t lang)
+{
+	pthread_mutex_lock(&pool.lock);
+	unsigned n = lang < pool.n_langs ? pool.langs[lang].n : 0;
+	pthread_mutex_unlock(&pool.lock);
+	return n;
+}
+
+void pool_retire(struct sandbox *sb)
+{
+	pthread_mutex_lock(&pool.lock);
+	if (!pool.started) {
+		pthread_mutex_unlock(&pool.lock);
+		sandbox_destroy(sb);
+		return;
+	}
+	/* a sandbox holds a slot until destroyed, so this never overflows */
+	pool.retired[pool.n_retired++] = sb;
+	pthread_cond_signal(&pool.wake);
+	pthread_mutex_unlock(&pool.lock);
+}
