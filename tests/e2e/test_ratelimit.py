@@ -1,0 +1,51 @@
+"""The shipped rate-limit snippet, with the shipped rates: once a client is over its rate
+and burst, nginx answers 429 with the API's JSON envelope and sandcelld never sees it."""
+
+import concurrent.futures
+import json
+
+import pytest
+
+from conftest import http, post_raw, run_ok
+
+
+@pytest.fixture(scope="module")
+def shipped(make_stack):
+    return make_stack(shipped_rates=True)
+
+
+def test_over_the_rate_gets_429_envelope(shipped):
+    # the per-address zone: 20 r/s with a burst of 50 (nodelay). A wrong key is answered 401
+    # by sandcelld without running anything, so the flood costs no sandboxes; limit_req
+    # counts it all the same (it runs before the request reaches sandcelld).
+    def one(_):
+        r = post_raw(shipped, "/v1/sandbox/run", b'{"language":"python3","code":"1"}',
+                     key="wrong-key")
+        return r.status_code, r.headers.get("Content-Type"), r.content
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(150)))
+    statuses = [a[0] for a in answers]
+    assert set(statuses) <= {401, 429}, statuses
+    assert statuses.count(401) >= 50, statuses     # the burst passed
+    limited = [a for a in answers if a[0] == 429]
+    assert limited, "150 requests at once were never limited"
+    for status, ctype, body in limited:
+        assert ctype == "application/json", ctype
+        assert json.loads(body) == {"code": -429, "message": "Too many requests, slow down",
+                                    "data": None}
+    # 429s are nginx's: sandcelld logged only the requests that reached it
+    assert shipped.log(100000).count("outcome=unauthorized") == statuses.count(401)
+
+
+def test_service_recovers_once_the_rate_allows(shipped):
+    import time
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = http("GET", shipped, "/health", key=False)
+        if r.status_code == 200:
+            break
+        time.sleep(0.5)
+    time.sleep(3)   # let the bucket drain well below the burst
+    data = run_ok(shipped, "python3", "print('after the flood')")
+    assert data["stdout"] == "after the flood\n"
