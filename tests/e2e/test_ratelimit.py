@@ -3,6 +3,7 @@ and burst, nginx answers 429 with the API's JSON envelope and sandcelld never se
 
 import concurrent.futures
 import json
+import time
 
 import pytest
 
@@ -34,12 +35,16 @@ def test_over_the_rate_gets_429_envelope(shipped):
         assert ctype == "application/json", ctype
         assert json.loads(body) == {"code": -429, "message": "Too many requests, slow down",
                                     "data": None}
-    # 429s are nginx's: sandcelld logged only the requests that reached it
+    # 429s are nginx's: sandcelld logged only the requests that reached it (its log line is
+    # written just after the answer, so give the last ones a moment)
+    deadline = time.monotonic() + 10
+    while shipped.log(100000).count("outcome=unauthorized") < statuses.count(401):
+        assert time.monotonic() < deadline, shipped.log(20)
+        time.sleep(0.1)
     assert shipped.log(100000).count("outcome=unauthorized") == statuses.count(401)
 
 
 def test_service_recovers_once_the_rate_allows(shipped):
-    import time
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         r = http("GET", shipped, "/health", key=False)
