@@ -13,8 +13,8 @@
 
 /* Gives cfg the CLI's own executor identity, so that a running sandcelld
  * with the same configuration is not disturbed: run_dir <run_dir>/cli-<pid>,
- * cgroup <cgroup_name>-cli-<pid>, one sandbox with a uid above every uid
- * the daemon may use. Returns 0, or -1 with err. */
+ * cgroup <cgroup_name>-cli-<pid>, one sandbox (no warm pool) with a uid
+ * above every uid the daemon may use. Returns 0, or -1 with err. */
 int cli_private_config(struct sandcell_config *cfg, char *err, size_t errlen);
 
 /* executor_init() for that identity (creating the parent run_dir if it is

@@ -85,6 +85,8 @@ int cli_private_config(struct sandcell_config *cfg, char *err, size_t errlen)
 	cfg->jail.cgroup_name = cfg->cgroup_name;
 	cfg->jail.uid_base = (uid_t)uid;
 	cfg->jail.max_sandboxes = 1;
+	/* one run, started cold: a warm pool would only cost start-up time */
+	cfg->jail.warm_sandboxes = 0;
 	return 0;
 }
 
