@@ -10,6 +10,7 @@ Restart=on-failure would, which removes what the crash left; at the end nothing 
 
 import concurrent.futures
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,9 +30,27 @@ REQUESTS = 200
 CONCURRENCY = 8
 
 
+def free_listen_port():
+    """A free loopback port below the ephemeral range. A port from that range (what binding
+    port 0 gives) can be taken, once its responder is killed, as the local port of one of
+    nginx's connections to the other responder, and the restart would find it in use."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise AssertionError("no free port below %d" % low)
+
+
 class Responder:
     def __init__(self, prefix, index, **extra):
-        self.port = stackmod.free_loopback_port()
+        self.port = free_listen_port()
         self.dir = os.path.join(prefix, "responder%d" % index)
         os.makedirs(self.dir, 0o755)
         self.uid_base = UID_BASE + index * 16
@@ -63,7 +82,11 @@ class Responder:
             if stackmod._read(self.log).count("msg=\"listening\"") > self.starts():
                 self.cgroups = stackmod.proc_cgroups(self.proc.pid)
                 return self
-            assert self.proc.poll() is None, stackmod._read(self.log)
+            if self.proc.poll() is not None:
+                holders = subprocess.run(["ss", "-ltnpH", "sport = :%d" % self.port],
+                                         capture_output=True, text=True).stdout
+                raise AssertionError("responder exited:\n%s\nport %d held by: %s" % (
+                    stackmod._read(self.log)[-3000:], self.port, holders or "nobody"))
             time.sleep(0.05)
         raise AssertionError("responder did not listen:\n" + stackmod._read(self.log))
 
