@@ -3,7 +3,8 @@
 
 Runs, in one process and one sitting, for each language:
   bare      the interpreter started directly (fork + exec + wait), clean environment
-  sandcell  POST /v1/sandbox/run through a real nginx and sandcelld (a fresh jail per run)
+  sandcell  POST /v1/sandbox/run through a real nginx and sandcelld (a fresh jail per
+            run, taken from the warm pool)
 and prints median / p90 / mean milliseconds and the ratio sandcell / bare.
 
     sudo bench/bench.py --builddir build [--runs 200]
@@ -29,10 +30,11 @@ PROGRAMS = {
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
-def time_ms(fn, runs):
+def time_ms(fn, runs, gap_ms):
     fn()  # warm the page cache
     samples = []
     for _ in range(runs):
+        time.sleep(gap_ms / 1000)
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
@@ -66,6 +68,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--builddir", default="build")
     ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--gap-ms", type=int, default=100,
+                    help="pause before each request: latency at a steady request rate, "
+                         "with time for warm sandboxes to be replaced")
     args = ap.parse_args()
 
     stack = Stack(args.builddir, name="bench")
@@ -73,12 +78,13 @@ def main():
     try:
         print("%-8s %-9s %9s %9s %9s %7s" % ("language", "how", "median", "p90", "mean", "ratio"))
         for language, (code, argv) in PROGRAMS.items():
-            base = summary(time_ms(bare(argv), args.runs))
-            ours = summary(time_ms(through_sandcell(stack, language, code), args.runs))
+            base = summary(time_ms(bare(argv), args.runs, args.gap_ms))
+            ours = summary(time_ms(through_sandcell(stack, language, code), args.runs, args.gap_ms))
             print("%-8s %-9s %8.1fms %8.1fms %8.1fms %7s" % ((language, "bare") + base + ("1.00",)))
             print("%-8s %-9s %8.1fms %8.1fms %8.1fms %7.2f" %
                   ((language, "sandcell") + ours + (ours[0] / base[0],)))
-        print("(%d runs each; ratio = median sandcell / median bare; one request at a time)" % args.runs)
+        print("(%d runs each, one at a time, %d ms apart; ratio = median sandcell / median bare)"
+              % (args.runs, args.gap_ms))
     finally:
         stack.stop()
 

@@ -2,7 +2,10 @@
  *
  * One poll() loop per run watches: the program's stdin (written without
  * blocking, then closed so the runner sees EOF), its stdout and stderr (kept
- * up to the output limit) and the pidfd (the program ended). Refused system
+ * up to the output limit), the runner's result pipe (the program is done:
+ * answer now, the interpreter's teardown happens after the answer) and the
+ * pidfd (the program ended without a result: it died, or exec'd, or closed
+ * fd 3). Refused system
  * calls are the supervisor's (jail/supervisor.c). The loop ends when the program has exited and both outputs reached
  * EOF; a deadline, an output overflow or a host fault kill the whole cgroup.
  */
@@ -38,6 +41,8 @@ struct run_state {
 	size_t part, offset;          /* next input byte to write */
 	struct stream out, errout;
 	bool exited, killed;
+	bool framed;                  /* the runner reported the end on fd 3 */
+	int framed_status;
 	unsigned hits;
 	siginfo_t init_status;         /* of the jail's init (pid 1), only reaped */
 };
@@ -140,7 +145,46 @@ static void reap(struct run_state *st)
 		st->exited = true;
 }
 
-enum { PF_STDIN, PF_STDOUT, PF_STDERR, PF_PID, PF_COUNT };
+/* The runner writes "<status>\n" to its fd 3 once the program is done
+ * (after its threads and exit handlers). EOF without it: the program closed
+ * fd 3 or died; its exit then tells. */
+static void read_frame(struct run_state *st)
+{
+	char buf[16];
+	ssize_t n = read(st->s->result_fd, buf, sizeof(buf) - 1);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		buf[n] = '\0';
+		char *end;
+		long status = strtol(buf, &end, 10);
+		if (end != buf && *end == '\n' && status >= 0 && status <= 255) {
+			st->framed = true;
+			st->framed_status = (int)status;
+		}
+	}
+	close(st->s->result_fd);
+	st->s->result_fd = -1;
+}
+
+/* Everything the program wrote before its frame is in the pipes already. */
+static void drain_stream(struct run_state *st, struct stream *sm)
+{
+	while (sm->fd >= 0) {
+		size_t before = sm->len;
+		if (!read_stream(st, sm)) {
+			close_stream(sm);
+			return;
+		}
+		if (sm->len == before && !sm->overflow)
+			return; /* EAGAIN: nothing more */
+		if (sm->overflow)
+			return;
+	}
+}
+
+enum { PF_STDIN, PF_STDOUT, PF_STDERR, PF_RESULT, PF_PID, PF_COUNT };
 
 static int poll_once(struct run_state *st, int timeout)
 {
@@ -148,6 +192,7 @@ static int poll_once(struct run_state *st, int timeout)
 		[PF_STDIN] = { st->s->stdin_fd, POLLOUT, 0 },
 		[PF_STDOUT] = { st->out.fd, POLLIN, 0 },
 		[PF_STDERR] = { st->errout.fd, POLLIN, 0 },
+		[PF_RESULT] = { st->s->result_fd, POLLIN, 0 },
 		[PF_PID] = { st->exited ? -1 : st->s->pidfd, POLLIN, 0 },
 	};
 	int n = poll(p, PF_COUNT, timeout);
@@ -159,6 +204,8 @@ static int poll_once(struct run_state *st, int timeout)
 		close_stream(&st->out);
 	if (p[PF_STDERR].revents && !read_stream(st, &st->errout))
 		close_stream(&st->errout);
+	if (p[PF_RESULT].revents)
+		read_frame(st);
 	if (p[PF_PID].revents)
 		reap(st);
 	return 0;
@@ -184,7 +231,12 @@ static void read_program_status(struct run_state *st, struct run_result *res)
 
 static void judge(struct run_state *st, struct run_result *res)
 {
-	read_program_status(st, res);
+	if (st->framed) {
+		res->exit_code = st->framed_status;
+		res->signal = 0;
+	} else {
+		read_program_status(st, res);
+	}
 	if (st->killed)
 		res->exit_code = -1;
 	if (res->signal == SIGSYS)
@@ -210,8 +262,15 @@ int collect_run(struct spawned *s, struct cgroup_run *cg, const struct collect_i
 	int rc = 0;
 
 	fcntl(s->stdin_fd, F_SETFL, O_NONBLOCK);
+	fcntl(st.out.fd, F_SETFL, O_NONBLOCK);
+	fcntl(st.errout.fd, F_SETFL, O_NONBLOCK);
 	write_input(&st);
 	while (!st.exited || st.out.fd >= 0 || st.errout.fd >= 0) {
+		if (st.framed && !st.killed) {
+			drain_stream(&st, &st.out);
+			drain_stream(&st, &st.errout);
+			break; /* the interpreter's teardown is the pool's business */
+		}
 		double now = now_ms();
 		if (now >= deadline && !st.exited && !st.killed) {
 			st.hits |= JAIL_HIT_TIMEOUT;
@@ -230,7 +289,7 @@ int collect_run(struct spawned *s, struct cgroup_run *cg, const struct collect_i
 			break;
 		}
 	}
-	if (!st.exited) {
+	if (!st.exited && !st.framed) {
 		kill_sandbox(&st);
 		reap(&st);
 	}

@@ -25,6 +25,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "jail/cgroup.h"
@@ -439,6 +440,10 @@ int sandbox_spawn(struct lang_state *ls, const char *kind, bool wait_for_slot,
 void sandbox_destroy(struct sandbox *sb)
 {
 	cgroup_run_destroy(&sb->cg);
+	/* reap the jail's init unless the run did: a zombie keeps its pid
+	 * charged to the slot's pids cgroup */
+	siginfo_t info;
+	waitid(P_PIDFD, sb->proc.pidfd, &info, WEXITED | WNOHANG);
 	supervisor_forget(sb->slot);
 	spawned_close(&sb->proc);
 	give_back_slot(sb->slot);

@@ -16,6 +16,10 @@
  *   stdio pipes                    the program's stdin, stdout and stderr
  *
  *   status pipe  init -> parent    the program's wait status, 4 bytes
+ *   result pipe  program -> parent its fd 3: the runner writes "<status>\n"
+ *                                  there once the program is done, so the
+ *                                  answer need not wait for the interpreter's
+ *                                  teardown (see jail/collect.c)
  *
  * clone3() creates the child with new mount, pid, ipc, uts and network
  * namespaces, directly inside its v2 cgroup (CLONE_INTO_CGROUP), and returns a
@@ -56,6 +60,7 @@
 
 struct child_fds {
 	int go;        /* read end */
+	int result;    /* write end, the program's fd 3 */
 	int error;     /* write end */
 	int notify;    /* our end of the socketpair */
 	int status;    /* write end */
@@ -63,7 +68,7 @@ struct child_fds {
 };
 
 /* Where arrange_fds puts the descriptors in the jail. */
-enum { FD_ERROR = 3, FD_NOTIFY = 4, FD_STATUS = 5, FD_COUNT };
+enum { FD_RESULT = 3, FD_ERROR, FD_NOTIFY, FD_STATUS, FD_COUNT };
 
 struct child_error {
 	int err;
@@ -102,12 +107,13 @@ static int send_fd(int sock, int fd)
 	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
-/* Puts the stdio pipes at 0-2 and the channels at FD_ERROR..FD_STATUS, then
+/* Puts the stdio pipes at 0-2 and the channels at FD_RESULT..FD_STATUS, then
  * closes every other descriptor: libfcgi's listen socket and other requests'
  * connections must never reach a sandbox. */
 static int arrange_fds(struct child_fds *f)
 {
-	int fixed[FD_COUNT] = { f->stdio[0], f->stdio[1], f->stdio[2], f->error, f->notify, f->status };
+	int fixed[FD_COUNT] = { f->stdio[0], f->stdio[1], f->stdio[2], f->result, f->error, f->notify,
+				f->status };
 
 	/* first lift them all above FD_COUNT so that dup3 below never clobbers one */
 	for (int i = 0; i < FD_COUNT; i++) {
@@ -116,8 +122,9 @@ static int arrange_fds(struct child_fds *f)
 			return -1;
 	}
 	for (int i = 0; i < FD_COUNT; i++)
-		if (dup3(fixed[i], i, i < 3 ? 0 : O_CLOEXEC) != i)
+		if (dup3(fixed[i], i, i <= FD_RESULT ? 0 : O_CLOEXEC) != i)
 			return -1;
+	f->result = FD_RESULT;
 	f->error = FD_ERROR;
 	f->notify = FD_NOTIFY;
 	f->status = FD_STATUS;
@@ -296,7 +303,7 @@ static int await_exec(int error_fd, char *err, size_t errlen)
 }
 
 struct parent_fds {
-	int go[2], error[2], notify[2], status[2], in[2], out[2], errout[2];
+	int go[2], error[2], notify[2], status[2], result[2], in[2], out[2], errout[2];
 };
 
 static void close_all(struct parent_fds *p)
@@ -311,7 +318,7 @@ static int open_channels(struct parent_fds *p)
 	memset(p, -1, sizeof(*p));
 	if (pipe2(p->go, O_CLOEXEC) || pipe2(p->error, O_CLOEXEC) ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->notify) ||
-	    pipe2(p->status, O_CLOEXEC | O_NONBLOCK) ||
+	    pipe2(p->status, O_CLOEXEC | O_NONBLOCK) || pipe2(p->result, O_CLOEXEC) ||
 	    pipe2(p->in, O_CLOEXEC) || pipe2(p->out, O_CLOEXEC) || pipe2(p->errout, O_CLOEXEC))
 		return -1;
 	return 0;
@@ -345,7 +352,8 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 	}
 	if (pid == 0) {
 		struct child_fds f = { .go = p.go[0], .error = p.error[1], .notify = p.notify[1],
-				       .status = p.status[1], .stdio = { p.in[0], p.out[1], p.errout[1] } };
+				       .status = p.status[1], .result = p.result[1],
+				       .stdio = { p.in[0], p.out[1], p.errout[1] } };
 		child_main(plan, uid, &f);
 	}
 	/* keep only the parent's ends */
@@ -353,6 +361,7 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 	close_fd(&p.error[1]);
 	close_fd(&p.notify[1]);
 	close_fd(&p.status[1]);
+	close_fd(&p.result[1]);
 	close_fd(&p.in[0]);
 	close_fd(&p.out[1]);
 	close_fd(&p.errout[1]);
@@ -372,7 +381,8 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 		goto fail;
 	}
 	*out = (struct spawned){ .pid = pid, .pidfd = pidfd, .stdin_fd = p.in[1], .stdout_fd = p.out[0],
-				 .stderr_fd = p.errout[0], .notify_fd = notify_fd, .status_fd = p.status[0] };
+				 .stderr_fd = p.errout[0], .notify_fd = notify_fd, .status_fd = p.status[0],
+				 .result_fd = p.result[0] };
 	close_fd(&p.go[1]);
 	close_fd(&p.error[0]);
 	close_fd(&p.notify[0]);
@@ -393,4 +403,5 @@ void spawned_close(struct spawned *s)
 	close_fd(&s->stderr_fd);
 	close_fd(&s->notify_fd);
 	close_fd(&s->status_fd);
+	close_fd(&s->result_fd);
 }

@@ -34,6 +34,7 @@ struct spawned {
 	int stderr_fd;
 	int notify_fd;   /* seccomp user-notification listener */
 	int status_fd;   /* the program's wait status, written by the jail's init */
+	int result_fd;   /* the runner's "<status>\n" once the program is done */
 };
 
 /* Starts the sandbox as uid/gid in cg. Returns when the interpreter has been

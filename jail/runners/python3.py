@@ -1,14 +1,21 @@
 # sandcell's Python runner: reads "<preload length>\n<preload><code>" from
 # stdin, then runs preload and code as the __main__ module. An uncaught
 # exception prints the usual traceback (without this runner's frame) and
-# exits 255, as DifySandbox does.
+# exits 255, as DifySandbox does. When the program is done (its threads
+# joined, its exit handlers run, its output flushed) the runner reports
+# "<status>\n" on fd 3 and exits at once: sandcell answers without waiting
+# for the interpreter's teardown.
 def _sandcell_run():
-    import builtins, linecache, signal, sys, traceback, types
+    import builtins, linecache, os, signal, sys, traceback, types
 
     # CPython ignores SIGXFSZ; the default lets the file size limit end the
     # run visibly ("error: file size limit exceeded"). Node gets the same
     # from the supervisor (see jail/seccomp_policy.c).
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+
+    # modules that Dify's templates use on every run, imported while a warm
+    # sandbox waits for its code (importing is all they do)
+    import base64, json  # noqa: F401
 
     data = sys.stdin.buffer.read()
     newline = data.index(b"\n")
@@ -21,6 +28,17 @@ def _sandcell_run():
     main.__file__ = "main.py"
     sys.modules["__main__"] = main
     sys.argv = ["main.py"]
+
+    def exit_status(code):
+        # what the interpreter would make of SystemExit(code)
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code & 0xFF
+        print(code, file=sys.stderr)
+        return 1
+
+    status = 0
     try:
         for filename, raw in sources:
             if not raw:
@@ -29,11 +47,33 @@ def _sandcell_run():
             # lets tracebacks show the offending source lines
             linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
             exec(compile(text, filename, "exec"), main.__dict__)
-    except SystemExit:
-        raise
+    except SystemExit as e:
+        status = exit_status(e.code)
     except BaseException as e:
         traceback.print_exception(type(e), e, e.__traceback__.tb_next)
-        sys.stderr.flush()
-        sys.exit(255)
+        status = 255
+
+    # what interpreter shutdown would do first: wait for non-daemon threads,
+    # run atexit handlers, flush the standard streams
+    try:
+        if "threading" in sys.modules:
+            sys.modules["threading"]._shutdown()
+        import atexit
+        atexit._run_exitfuncs()
+    except SystemExit as e:
+        status = exit_status(e.code)
+    except BaseException as e:
+        traceback.print_exception(type(e), e, e.__traceback__)
+        status = 255
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            status = status or 120  # as CPython does when flushing fails at exit
+    try:
+        os.write(3, b"%d\n" % status)
+    except OSError:
+        pass  # the program closed fd 3: its exit status tells instead
+    os._exit(status)
 
 _sandcell_run()

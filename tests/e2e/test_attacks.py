@@ -278,10 +278,18 @@ print(json.dumps(out))
 
 
 def test_only_stdio_descriptors(stack):
-    out, _ = report(stack, FDS_PY)
-    assert sorted(out) == ["0", "1", "2"], out
+    # 0-2, and 3: the runner's result pipe, write-only, to sandcelld (jail/spawn.c)
+    out, _ = report(stack, FDS_PY.replace("print(json.dumps(out))", RESULT_FD_PY))
+    assert sorted(k for k in out if k != "fd3") == ["0", "1", "2", "3"], out
     for fd, target in out.items():
         assert not target.startswith("socket:"), out
+    assert out["3"].startswith("pipe:"), out
+    assert out["fd3"] == "write-only", out
+
+
+RESULT_FD_PY = """import fcntl
+out["fd3"] = "write-only" if fcntl.fcntl(3, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY else "other"
+print(json.dumps(out))"""
 
 
 def test_no_sockets_inherited_by_node(stack):
