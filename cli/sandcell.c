@@ -329,7 +329,7 @@ static int run_program(const struct sandcell_config *cfg, const struct cli_optio
 		free(code);
 		return CLI_EXIT_FAILED;
 	}
-	rc = jail_run(lang, o->network, NULL, 0, code, len, &res, err, sizeof(err));
+	rc = jail_run(lang, o->network, "cli", NULL, 0, code, len, &res, err, sizeof(err));
 	cli_executor_stop(cfg);
 	free(code);
 	if (rc != 0) {

@@ -617,6 +617,13 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 	j->file_size_limit = cfg->file_size_limit;
 	j->max_sandboxes = (unsigned)cfg->max_workers;
 	j->warm_sandboxes = (unsigned)cfg->warm_sandboxes;
+	j->network = cfg->enable_network;
+	/* bpffs refuses names with a dot; one pin directory per daemon instance */
+	snprintf(cfg->egress_pin_dir, sizeof(cfg->egress_pin_dir), "/sys/fs/bpf/%s", cfg->cgroup_name);
+	for (char *c = cfg->egress_pin_dir + strlen("/sys/fs/bpf/"); *c; c++)
+		if (*c == '.')
+			*c = '_';
+	j->egress_pin_dir = cfg->egress_pin_dir;
 	j->uid_base = (uid_t)cfg->uid_base;
 	j->extra_syscalls = cfg->extra_syscalls;
 	j->n_extra_syscalls = cfg->n_extra_syscalls;

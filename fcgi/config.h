@@ -34,6 +34,7 @@ struct sandcell_config {
 	uint64_t socket_mode;
 	uint64_t max_workers;
 	uint64_t warm_sandboxes;  /* per language, started ahead of requests */
+	char egress_pin_dir[256]; /* derived from cgroup_name */
 	uint64_t max_requests;
 	uint64_t worker_timeout;    /* seconds */
 	uint64_t max_body_size;     /* bytes */

@@ -101,7 +101,7 @@ static const char *rescan(struct reply *r)
 		return "busy";
 	}
 	admission_start();
-	rc = jail_run(python, false, NULL, 0, scan_script, sizeof(scan_script) - 1, &res,
+	rc = jail_run(python, false, "dependencies", NULL, 0, scan_script, sizeof(scan_script) - 1, &res,
 		      err, sizeof(err));
 	admission_finish();
 	admission_leave();

@@ -21,6 +21,7 @@
 #include "fcgi/config.h"
 #include "fcgi/log.h"
 #include "fcgi/server.h"
+#include "bpf/egress.h"
 #include "jail/jail.h"
 
 #ifndef PACKAGE_VERSION
@@ -91,6 +92,19 @@ static int check(const struct sandcell_config *cfg, const char *path)
 	}
 	printf("executor: FAILED: %s\n", err);
 	return 1;
+}
+
+/* Network runs are refused (fail closed) until a policy is installed. */
+static void install_egress_policy(const struct sandcell_config *cfg)
+{
+	char err[512];
+	size_t n;
+	const struct egress_rule *rules = egress_default_rules(&n);
+
+	if (!cfg->jail.network)
+		return;
+	if (executor_set_egress_policy(rules, n, err, sizeof(err)) != 0)
+		log_event(LOG_LEVEL_ERROR, "network runs will be refused", "error", err, NULL);
 }
 
 static void log_config(const struct sandcell_config *cfg, const char *path)
@@ -175,5 +189,6 @@ int main(int argc, char **argv)
 		server_unlisten(&cfg);
 		return 1;
 	}
+	install_egress_policy(&cfg);
 	return server_run(&cfg);
 }

@@ -199,7 +199,7 @@ static void run_admitted(struct exchange *x, const struct run_request *rq,
 	int rc;
 
 	admission_start();
-	rc = jail_run(lang, rq->enable_network, preload ? rq->preload : NULL,
+	rc = jail_run(lang, rq->enable_network, x->id, preload ? rq->preload : NULL,
 		      preload ? rq->preload_len : 0, rq->code, rq->code_len, &res,
 		      err, sizeof(err));
 	admission_finish();

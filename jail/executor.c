@@ -2,16 +2,23 @@
  *
  * Theory of operation
  *
- * executor_init prepares, once, everything a sandbox of each language needs:
- * the mount plan, argv and environment, the exported seccomp program and the
- * rlimits; it creates the cgroups (jail/cgroup.c) and a mount point for the
- * jails' roots. A slot is one sandbox that may be alive: slot k runs as uid
- * and gid uid_base + k, so no two live sandboxes share an identity, and has
- * its own v1 cgroups on hybrid hosts. sandbox_take takes a warm sandbox
- * (jail/pool.c) or, if none is ready, waits for a free slot, creates the
- * run's cgroup and starts the jailed interpreter (jail/spawn.c);
- * sandbox_collect feeds and watches it (jail/collect.c); sandbox_release
- * hands it to the pool's thread, which kills what is left, removes the
+ * executor_init prepares, once, everything a sandbox of each language needs
+ * (jail/prepare.c), creates the cgroups (jail/cgroup.c), loads the network
+ * egress programs (jail/network.c), starts the seccomp supervisor
+ * (jail/supervisor.c) and the pool (jail/pool.c), and makes a mount point
+ * for the jails' roots.
+ *
+ * A slot is one sandbox that may be alive: slot k runs as uid and gid
+ * uid_base + k, so no two live sandboxes share an identity, and has its own
+ * v1 cgroups on hybrid hosts. A kind is a language in a network mode (own
+ * empty namespace, or network under the egress policy); the pool keeps warm
+ * sandboxes of each kind.
+ *
+ * sandbox_take takes a warm sandbox of the kind or, if none is ready, waits
+ * for a free slot and starts one (jail/spawn.c); a network sandbox is then
+ * given the egress policy, before any code is sent. sandbox_collect feeds
+ * and watches it (jail/collect.c); sandbox_release hands it to the pool's
+ * thread, which kills what is left, takes the policy back, removes the
  * cgroup and frees the slot.
  */
 #include <errno.h>
@@ -23,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,31 +38,22 @@
 #include "jail/collect.h"
 #include "jail/executor.h"
 #include "jail/languages.h"
-#include "jail/mounts.h"
+#include "jail/network.h"
 #include "jail/pool.h"
-#include "jail/seccomp_policy.h"
-#include "jail/spawn.h"
+#include "jail/prepare.h"
 #include "jail/supervisor.h"
 
 #define MAX_LANGUAGES 8
-#define MAX_LIMITS 8
-
-struct lang_state {
-	const struct language *lang;
-	struct mount_plan mounts;
-	char **argv;
-	char **envp;
-	struct sock_fprog *seccomp;
-	struct spawn_limit limits[MAX_LIMITS];
-	struct spawn_plan plan;
-};
 
 struct sandbox {
 	unsigned slot;
-	struct lang_state *ls;
+	size_t kind;
 	struct cgroup_run cg;
+	uint64_t cgroup_id;
 	struct spawned proc;
 	bool running;
+	bool admitted;          /* holds the egress policy */
+	char tag[64];           /* the request it serves, for logs */
 	char header[32];
 	struct collect_input input;
 };
@@ -78,142 +75,38 @@ const struct jail_config *executor_config(void)
 	return ex.cfg;
 }
 
-/* ---- preparing the languages -------------------------------------------------- */
+/* ---- kinds: a language in a network mode ------------------------------------ */
 
-/* argv with @RUNNER@ and @HEAP_MB@ filled in. */
-static char **build_argv(const struct language *lang, const char *executable)
+static size_t kind_of(const struct lang_state *ls, bool network)
 {
-	size_t n = 0;
-	while (lang->args[n])
-		n++;
-	char **argv = calloc(n + 2, sizeof(char *));
-	if (!argv)
-		return NULL;
-	argv[0] = strdup(executable);
-	unsigned long long heap_mb = ex.cfg->memory_limit * 3 / 4 / (1024 * 1024);
-	for (size_t i = 0; i < n; i++) {
-		const char *a = lang->args[i];
-		if (strcmp(a, "@RUNNER@") == 0)
-			argv[i + 1] = strdup(lang->runner);
-		else if (strstr(a, "@HEAP_MB@")) {
-			int prefix = (int)(strstr(a, "@HEAP_MB@") - a);
-			if (asprintf(&argv[i + 1], "%.*s%llu", prefix, a, heap_mb) < 0)
-				argv[i + 1] = NULL;
-		} else
-			argv[i + 1] = strdup(a);
-	}
-	for (size_t i = 0; i <= n; i++)
-		if (!argv[i])
-			return NULL; /* out of memory at start-up; the caller fails */
-	return argv;
+	return (size_t)(ls - ex.langs) * MODE_COUNT + (network ? MODE_NETWORK : MODE_OFFLINE);
 }
 
-static char **build_envp(const struct language *lang)
+static struct lang_state *language_of_kind(size_t k)
 {
-	const struct jail_config *cfg = ex.cfg;
-	size_t n = 0;
-	while (lang->env[n])
-		n++;
-	char **envp = calloc(n + 5, sizeof(char *));
-	if (!envp)
-		return NULL;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		envp[k++] = strdup(lang->env[i]);
-	/* both spellings: Python's urllib reads either, Node libraries the lower case */
-	if (cfg->http_proxy && *cfg->http_proxy) {
-		if (asprintf(&envp[k++], "HTTP_PROXY=%s", cfg->http_proxy) < 0 ||
-		    asprintf(&envp[k++], "http_proxy=%s", cfg->http_proxy) < 0)
-			return NULL;
-	}
-	if (cfg->https_proxy && *cfg->https_proxy) {
-		if (asprintf(&envp[k++], "HTTPS_PROXY=%s", cfg->https_proxy) < 0 ||
-		    asprintf(&envp[k++], "https_proxy=%s", cfg->https_proxy) < 0)
-			return NULL;
-	}
-	return envp;
+	return &ex.langs[k / MODE_COUNT];
 }
 
-/* No RLIMIT_AS: address space is not memory. glibc reserves 64 MiB per
- * thread arena and V8 reserves gigabytes it never touches, so any useful
- * RLIMIT_AS breaks threads before the memory cgroup (which counts its OOM
- * kills and so gives the right error) is reached. */
-static size_t build_limits(const struct language *lang, struct spawn_limit *l)
+static bool kind_has_network(size_t k)
 {
-	const struct jail_config *cfg = ex.cfg;
-	size_t n = 0;
-	rlim_t cpu_seconds = cfg->timeout_ms / 1000 + 2;
-
-	l[n++] = (struct spawn_limit){ RLIMIT_NOFILE, 1024 };
-	l[n++] = (struct spawn_limit){ RLIMIT_FSIZE, cfg->file_size_limit };
-	l[n++] = (struct spawn_limit){ RLIMIT_CORE, 0 };
-	/* counts the uid's tasks (safe: each live sandbox has its own uid); above
-	 * pids_limit so that the cgroup, which counts hits, is what stops a bomb */
-	l[n++] = (struct spawn_limit){ RLIMIT_NPROC, cfg->pids_limit * 2 };
-	/* second line behind the wall-clock timeout */
-	l[n++] = (struct spawn_limit){ RLIMIT_CPU, cpu_seconds };
-	l[n++] = (struct spawn_limit){ RLIMIT_MEMLOCK, 64 * 1024 };
-	return n;
+	return k % MODE_COUNT == MODE_NETWORK;
 }
 
-static int prepare_language(struct lang_state *ls, const struct language *lang, char *err, size_t errlen)
+size_t executor_kinds(void)
 {
-	const struct jail_config *cfg = ex.cfg;
-	char root[sizeof(ex.root)];
-
-	ls->lang = lang;
-	snprintf(root, sizeof(root), "%s", ex.root);
-	if (mount_plan_build(&ls->mounts, root, lang->interpreter(cfg), lang->binds, cfg->tmp_size,
-			     err, errlen) != 0)
-		return -1;
-	const char *executable = ls->mounts.binds[0].source;
-	ls->argv = build_argv(lang, executable);
-	ls->envp = build_envp(lang);
-	if (!ls->argv || !ls->envp) {
-		snprintf(err, errlen, "preparing %s: out of memory", lang->name);
-		return -1;
-	}
-	struct policy_options opt = {
-		.language_syscalls = lang->syscalls,
-		.extra_syscalls = cfg->extra_syscalls,
-		.n_extra_syscalls = cfg->n_extra_syscalls,
-		.allow_processes = cfg->allow_processes,
-		.network = false,
-		.notify = true,
-	};
-	ls->seccomp = seccomp_policy_build(&opt, err, errlen);
-	if (!ls->seccomp)
-		return -1;
-	ls->plan = (struct spawn_plan){
-		.mounts = &ls->mounts,
-		.executable = executable,
-		.argv = ls->argv,
-		.envp = ls->envp,
-		.seccomp = ls->seccomp,
-		.limits = ls->limits,
-		.n_limits = build_limits(lang, ls->limits),
-	};
-	return 0;
+	return ex.n_langs * MODE_COUNT;
 }
 
-static void free_strings(char **v)
+unsigned executor_kind_warm(size_t k)
 {
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
+	if (kind_has_network(k) && network_refusal())
+		return 0;
+	return ex.cfg->warm_sandboxes;
 }
 
-static void forget_languages(void)
+const char *executor_kind_name(size_t k)
 {
-	for (size_t i = 0; i < ex.n_langs; i++) {
-		struct lang_state *ls = &ex.langs[i];
-		mount_plan_free(&ls->mounts);
-		free_strings(ls->argv);
-		free_strings(ls->envp);
-		seccomp_policy_free(ls->seccomp);
-		memset(ls, 0, sizeof(*ls));
-	}
-	ex.n_langs = 0;
+	return k < executor_kinds() ? language_of_kind(k)->lang->name : "?";
 }
 
 static struct lang_state *state_of(const struct language *lang)
@@ -222,6 +115,11 @@ static struct lang_state *state_of(const struct language *lang)
 		if (ex.langs[i].lang == lang)
 			return &ex.langs[i];
 	return NULL;
+}
+
+unsigned executor_slots(void)
+{
+	return ex.n_slots;
 }
 
 /* ---- start and stop ------------------------------------------------------------ */
@@ -264,6 +162,24 @@ static int make_root_mountpoint(char *err, size_t errlen)
 	return 0;
 }
 
+static void forget_languages(void)
+{
+	for (size_t i = 0; i < ex.n_langs; i++)
+		forget_language(&ex.langs[i]);
+	ex.n_langs = 0;
+}
+
+static int prepare_languages(char *err, size_t errlen)
+{
+	for (size_t i = 0; languages[i] && i < MAX_LANGUAGES; i++) {
+		ex.n_langs = i + 1;
+		if (prepare_language(&ex.langs[i], languages[i], ex.cfg, ex.root, network_netns_fd(),
+				     err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 {
 	ex.cfg = cfg;
@@ -275,27 +191,26 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 	signal(SIGPIPE, SIG_IGN);
 	if (make_root_mountpoint(err, errlen) != 0)
 		return -1;
-	for (size_t i = 0; languages[i]; i++) {
-		if (prepare_language(&ex.langs[i], languages[i], err, errlen) != 0) {
-			ex.n_langs = i + 1;
-			forget_languages();
-			return -1;
-		}
-		ex.n_langs = i + 1;
-	}
 	/* runs at once, as many again being torn down in the background, and
-	 * the warm sandboxes */
+	 * the warm sandboxes of every kind */
 	unsigned running = cfg->max_sandboxes ? cfg->max_sandboxes : 1;
-	ex.n_slots = 2 * running + cfg->warm_sandboxes * (unsigned)ex.n_langs;
+	unsigned kinds = 0;
+	while (languages[kinds / MODE_COUNT])
+		kinds += MODE_COUNT;
+	ex.n_slots = 2 * running + cfg->warm_sandboxes * kinds;
 	ex.slots = calloc(ex.n_slots, sizeof(*ex.slots));
-	if (!ex.slots || cgroups_init(cfg, ex.n_slots, err, errlen) != 0) {
-		free(ex.slots);
-		ex.slots = NULL;
-		forget_languages();
+	if (!ex.slots) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (supervisor_start(ex.n_slots, err, errlen) != 0 ||
-	    pool_start(cfg->warm_sandboxes, err, errlen) != 0) {
+	if (cgroups_init(cfg, ex.n_slots, err, errlen) != 0) {
+		free(ex.slots);
+		ex.slots = NULL;
+		return -1;
+	}
+	network_init(cfg, cgroups_parent_path());
+	if (prepare_languages(err, errlen) != 0 || supervisor_start(ex.n_slots, err, errlen) != 0 ||
+	    pool_start(err, errlen) != 0) {
 		executor_shutdown();
 		return -1;
 	}
@@ -305,11 +220,35 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 void executor_kill_all(void)
 {
 	pthread_mutex_lock(&ex.lock);
-	for (unsigned i = 0; i < ex.n_slots; i++)
+	for (unsigned i = 0; ex.slots && i < ex.n_slots; i++)
 		if (ex.slots[i] && ex.slots[i]->running)
 			cgroup_run_kill(&ex.slots[i]->cg);
 	pthread_mutex_unlock(&ex.lock);
 }
+
+void executor_shutdown(void)
+{
+	if (!ex.slots)
+		return;
+	executor_kill_all();
+	pool_stop();
+	cgroups_cleanup();
+	supervisor_stop();
+	network_shutdown();
+	free(ex.slots);
+	ex.slots = NULL;
+	forget_languages();
+	rmdir(ex.root);
+	if (ex.lock_fd >= 0) {
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/executor.lock", ex.cfg->run_dir);
+		unlink(path);
+		close(ex.lock_fd);
+		ex.lock_fd = -1;
+	}
+}
+
+/* ---- numbers for metrics -------------------------------------------------------- */
 
 unsigned executor_running(void)
 {
@@ -325,48 +264,44 @@ unsigned executor_running(void)
 unsigned executor_warm(const struct language *lang)
 {
 	struct lang_state *ls = state_of(lang);
-	return ls ? pool_ready((size_t)(ls - ex.langs)) : 0;
+	if (!ls)
+		return 0;
+	return pool_ready(kind_of(ls, false)) + pool_ready(kind_of(ls, true));
 }
 
-size_t executor_languages(void)
+/* ---- network ---------------------------------------------------------------------- */
+
+int executor_set_egress_policy(const struct egress_rule *rules, size_t n, char *err, size_t errlen)
 {
-	return ex.n_langs;
+	int rc = network_set_policy(rules, n, err, errlen);
+	pool_wake(); /* network kinds may be warmed now */
+	return rc;
 }
 
-struct lang_state *executor_language(size_t i)
+const char *executor_network_refusal(void)
 {
-	return i < ex.n_langs ? &ex.langs[i] : NULL;
+	return network_refusal();
 }
 
-const char *executor_language_name(size_t i)
+/* The tag of the live sandbox with this cgroup id, for network.c's reports. */
+static const char *tag_of_cgroup(uint64_t cgroup_id, char *buf, size_t len)
 {
-	return i < ex.n_langs ? ex.langs[i].lang->name : "?";
-}
-
-unsigned executor_slots(void)
-{
-	return ex.n_slots;
-}
-
-void executor_shutdown(void)
-{
-	if (!ex.slots)
-		return;
-	executor_kill_all();
-	pool_stop();
-	cgroups_cleanup();
-	supervisor_stop();
-	free(ex.slots);
-	ex.slots = NULL;
-	forget_languages();
-	rmdir(ex.root);
-	if (ex.lock_fd >= 0) {
-		char path[4200];
-		snprintf(path, sizeof(path), "%s/executor.lock", ex.cfg->run_dir);
-		unlink(path);
-		close(ex.lock_fd);
-		ex.lock_fd = -1;
+	const char *found = NULL;
+	pthread_mutex_lock(&ex.lock);
+	for (unsigned i = 0; ex.slots && i < ex.n_slots && !found; i++) {
+		struct sandbox *sb = ex.slots[i];
+		if (sb && sb->cgroup_id == cgroup_id && sb->tag[0]) {
+			snprintf(buf, len, "%s", sb->tag);
+			found = buf;
+		}
 	}
+	pthread_mutex_unlock(&ex.lock);
+	return found;
+}
+
+void executor_on_blocked(executor_blocked_fn fn, void *ctx)
+{
+	network_on_blocked(fn, ctx, tag_of_cgroup);
 }
 
 /* ---- one sandbox ----------------------------------------------------------------- */
@@ -399,28 +334,37 @@ static void give_back_slot(unsigned slot)
 	pthread_mutex_unlock(&ex.lock);
 }
 
-int sandbox_spawn(struct lang_state *ls, const char *kind, bool wait_for_slot,
-		  struct sandbox **out, char *err, size_t errlen)
+int sandbox_spawn(size_t kind, const char *cgroup_kind, bool wait_for_slot, struct sandbox **out,
+		  char *err, size_t errlen)
 {
+	struct lang_state *ls = language_of_kind(kind);
+	struct mode_state *mode = &ls->modes[kind % MODE_COUNT];
+	if (!mode->seccomp) {
+		snprintf(err, errlen, "network sandboxes are not prepared (network is disabled)");
+		return -1;
+	}
 	struct sandbox *sb = calloc(1, sizeof(*sb));
 	if (!sb) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	sb->ls = ls;
+	sb->kind = kind;
 	int slot = take_slot(sb, wait_for_slot);
 	if (slot < 0) {
 		free(sb);
 		return 1;
 	}
 	sb->slot = (unsigned)slot;
-	if (cgroup_run_create(sb->slot, kind, &sb->cg, err, errlen) != 0) {
+	if (cgroup_run_create(sb->slot, cgroup_kind, &sb->cg, err, errlen) != 0) {
 		give_back_slot(sb->slot);
 		free(sb);
 		return -1;
 	}
+	struct stat st;
+	if (fstat(sb->cg.dirfd, &st) == 0)
+		sb->cgroup_id = st.st_ino; /* the cgroup id the eBPF programs see */
 	uid_t uid = ex.cfg->uid_base + sb->slot;
-	if (spawn_sandbox(&ls->plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
+	if (spawn_sandbox(&mode->plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
 		cgroup_run_destroy(&sb->cg);
 		give_back_slot(sb->slot);
 		free(sb);
@@ -440,6 +384,8 @@ int sandbox_spawn(struct lang_state *ls, const char *kind, bool wait_for_slot,
 void sandbox_destroy(struct sandbox *sb)
 {
 	cgroup_run_destroy(&sb->cg);
+	if (sb->admitted)
+		network_release(sb->cgroup_id);
 	/* reap the jail's init unless the run did: a zombie keeps its pid
 	 * charged to the slot's pids cgroup */
 	siginfo_t info;
@@ -458,14 +404,16 @@ static bool still_waiting(const struct sandbox *sb)
 	return poll(&p, 1, 0) == 0;
 }
 
-static void mark_running(struct sandbox *sb, bool running)
+static void mark_running(struct sandbox *sb, bool running, const char *tag)
 {
 	pthread_mutex_lock(&ex.lock);
 	sb->running = running;
+	if (tag)
+		snprintf(sb->tag, sizeof(sb->tag), "%s", tag);
 	pthread_mutex_unlock(&ex.lock);
 }
 
-int sandbox_take(const struct language *lang, bool network, struct sandbox **out,
+int sandbox_take(const struct language *lang, bool network, const char *tag, struct sandbox **out,
 		 char *err, size_t errlen)
 {
 	struct lang_state *ls = ex.slots ? state_of(lang) : NULL;
@@ -473,15 +421,26 @@ int sandbox_take(const struct language *lang, bool network, struct sandbox **out
 		snprintf(err, errlen, "the executor is not ready");
 		return -1;
 	}
-	/* Until the egress policy exists, a network run gets the same empty
-	 * network namespace as any other: closed, never open. */
-	(void)network;
-	struct sandbox *sb;
-	while ((sb = pool_take((size_t)(ls - ex.langs))) && !still_waiting(sb))
-		pool_retire(sb);
-	if (!sb && sandbox_spawn(ls, "run", true, &sb, err, errlen) != 0)
+	/* fail closed: without an enforced egress policy, no network run */
+	const char *refusal = network ? network_refusal() : NULL;
+	if (refusal) {
+		snprintf(err, errlen, "network is not available: %s", refusal);
 		return -1;
-	mark_running(sb, true);
+	}
+	size_t kind = kind_of(ls, network);
+	struct sandbox *sb;
+	while ((sb = pool_take(kind)) && !still_waiting(sb))
+		pool_retire(sb);
+	if (!sb && sandbox_spawn(kind, "run", true, &sb, err, errlen) != 0)
+		return -1;
+	if (network) {
+		if (network_admit(sb->cgroup_id, err, errlen) != 0) {
+			pool_retire(sb);
+			return -1;
+		}
+		sb->admitted = true;
+	}
+	mark_running(sb, true, tag);
 	*out = sb;
 	return 0;
 }
@@ -518,17 +477,18 @@ void sandbox_release(struct sandbox *sb)
 {
 	if (!sb)
 		return;
-	mark_running(sb, false);
+	mark_running(sb, false, NULL);
 	/* the answer need not wait for the teardown */
 	pool_retire(sb);
 }
 
-int jail_run(const struct language *lang, bool network, const char *preload, size_t preload_len,
-	     const char *code, size_t code_len, struct run_result *res, char *err, size_t errlen)
+int jail_run(const struct language *lang, bool network, const char *tag, const char *preload,
+	     size_t preload_len, const char *code, size_t code_len, struct run_result *res,
+	     char *err, size_t errlen)
 {
 	struct sandbox *sb;
 
-	if (sandbox_take(lang, network, &sb, err, errlen) != 0)
+	if (sandbox_take(lang, network, tag, &sb, err, errlen) != 0)
 		return -1;
 	int rc = sandbox_send(sb, preload, preload_len, code, code_len, err, errlen);
 	if (rc == 0)

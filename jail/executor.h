@@ -7,24 +7,25 @@
 
 #include "jail/jail.h"
 
-struct lang_state;
 struct sandbox;
 
 /* The configuration executor_init was given (NULL before). */
 const struct jail_config *executor_config(void);
 
-/* The prepared languages, by index. */
-size_t executor_languages(void);
-struct lang_state *executor_language(size_t i);
-const char *executor_language_name(size_t i);
+/* Kinds of sandbox: a language in a network mode (see jail/prepare.h). */
+size_t executor_kinds(void);
+const char *executor_kind_name(size_t k);
+/* Warm sandboxes of kind k the pool keeps. */
+unsigned executor_kind_warm(size_t k);
 
 /* Sandboxes that may be alive at once (each holds a slot: a uid, v1 cgroups). */
 unsigned executor_slots(void);
 
-/* Starts a sandbox of ls in a "run" or "warm" cgroup. Without wait_for_slot
- * it returns 1 at once if no slot is free. 0 on success, -1 with err. */
-int sandbox_spawn(struct lang_state *ls, const char *kind, bool wait_for_slot,
-		  struct sandbox **out, char *err, size_t errlen);
+/* Starts a sandbox of kind in a cgroup_kind ("run" or "warm") cgroup.
+ * Without wait_for_slot it returns 1 at once if no slot is free. 0 on
+ * success, -1 with err. */
+int sandbox_spawn(size_t kind, const char *cgroup_kind, bool wait_for_slot, struct sandbox **out,
+		  char *err, size_t errlen);
 
 /* Kills what is left of sb, removes its cgroup, frees its slot and sb. */
 void sandbox_destroy(struct sandbox *sb);

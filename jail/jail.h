@@ -42,6 +42,16 @@ struct jail_config {
 	bool allow_processes;         /* let programs fork (default: threads only) */
 	const char *http_proxy;       /* HTTP_PROXY, handed to programs (may be NULL) */
 	const char *https_proxy;      /* HTTPS_PROXY, handed to programs (may be NULL) */
+
+	/* Network sandboxes (enable_network). They share the host's network
+	 * namespace (or netns_path's) under the egress policy that the eBPF
+	 * programs of bpf/ enforce per sandbox; without those programs, or
+	 * before executor_set_egress_policy, network runs are refused. */
+	bool network;                 /* runs may ask for network */
+	const char *netns_path;       /* namespace network sandboxes join; NULL: the host's */
+	const char *egress_pin_dir;   /* bpffs directory of the egress programs' pins */
+	const char *resolv_conf;      /* file shown at /etc/resolv.conf in network sandboxes (NULL: none) */
+	const char *hosts_file;       /* file shown at /etc/hosts in network sandboxes (NULL: none) */
 };
 
 /* Why a run ended early or was judged an error; several may be set. */
@@ -91,10 +101,12 @@ const struct language *language_at(size_t i);
 unsigned executor_running(void);
 unsigned executor_warm(const struct language *lang);
 
-/* Takes a ready sandbox. network asks for network access; until the egress
- * policy exists every sandbox gets an empty network namespace. Blocks while
- * max_sandboxes are alive. Returns 0, or -1 with a message in err. */
-int sandbox_take(const struct language *lang, bool network, struct sandbox **out,
+/* Takes a ready sandbox. network asks for network access under the egress
+ * policy (refused, -1, if it cannot be enforced); otherwise the sandbox has
+ * its own empty network namespace. tag names the run in logs (the request
+ * id; may be NULL). Blocks while max_sandboxes are running. Returns 0, or -1
+ * with a message in err. */
+int sandbox_take(const struct language *lang, bool network, const char *tag, struct sandbox **out,
 		 char *err, size_t errlen);
 
 /* Sends the program. preload (may be NULL/0) runs first, inside the sandbox. */
@@ -108,8 +120,27 @@ int sandbox_collect(struct sandbox *sb, struct run_result *res, char *err, size_
 void sandbox_release(struct sandbox *sb);
 
 /* take + send + collect + release. Returns 0 (res filled), or -1 with err. */
-int jail_run(const struct language *lang, bool network, const char *preload, size_t preload_len,
-	     const char *code, size_t code_len, struct run_result *res, char *err, size_t errlen);
+int jail_run(const struct language *lang, bool network, const char *tag, const char *preload,
+	     size_t preload_len, const char *code, size_t code_len, struct run_result *res,
+	     char *err, size_t errlen);
+
+/* ---- network --------------------------------------------------------------- */
+
+struct egress_rule;   /* bpf/egress.h */
+struct egress_event;
+
+/* Installs the egress policy that network sandboxes get from now on (in
+ * place: a sandbox running meanwhile sees each rule old, new, or absent,
+ * which denies). Returns 0, or -1 with err (network runs are then refused). */
+int executor_set_egress_policy(const struct egress_rule *rules, size_t n, char *err, size_t errlen);
+
+/* NULL if network runs can be served; else why they are refused. */
+const char *executor_network_refusal(void);
+
+/* Calls fn (from a background thread) for every blocked network attempt of
+ * a sandbox, with the tag it was taken with (NULL if it is gone). */
+typedef void (*executor_blocked_fn)(const char *tag, const struct egress_event *ev, void *ctx);
+void executor_on_blocked(executor_blocked_fn fn, void *ctx);
 
 void run_result_free(struct run_result *res);
 

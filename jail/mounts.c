@@ -35,15 +35,18 @@ static char *join(const char *a, const char *b)
 	return s;
 }
 
-static int plan_add_bind(struct mount_plan *plan, const char *path)
+/* Binds host path at inside (NULL: at its real path) in the jail. */
+static int plan_add_bind_at(struct mount_plan *plan, const char *path, const char *inside)
 {
 	char real[PATH_MAX];
 	struct stat st;
 
 	if (!realpath(path, real) || stat(real, &st) != 0)
 		return 0; /* optional: absent on this host */
+	if (!inside)
+		inside = real;
 	for (size_t i = 0; i < plan->n_binds; i++)
-		if (strcmp(plan->binds[i].source, real) == 0)
+		if (strcmp(plan->binds[i].target + strlen(plan->root), inside) == 0)
 			return 0;
 	struct plan_bind *binds = realloc(plan->binds, (plan->n_binds + 1) * sizeof(*binds));
 	if (!binds)
@@ -51,12 +54,17 @@ static int plan_add_bind(struct mount_plan *plan, const char *path)
 	plan->binds = binds;
 	struct plan_bind *b = &binds[plan->n_binds];
 	b->source = strdup(real);
-	b->target = join(plan->root, real);
+	b->target = join(plan->root, inside);
 	b->directory = S_ISDIR(st.st_mode);
 	if (!b->source || !b->target)
 		return -1;
 	plan->n_binds++;
 	return 0;
+}
+
+static int plan_add_bind(struct mount_plan *plan, const char *path)
+{
+	return plan_add_bind_at(plan, path, NULL);
 }
 
 static int plan_add_pattern(struct mount_plan *plan, const char *pattern)
@@ -96,7 +104,8 @@ static int plan_add_usr_links(struct mount_plan *plan)
 }
 
 int mount_plan_build(struct mount_plan *plan, const char *root, const char *interpreter,
-		     const char *const *patterns, uint64_t tmp_size, char *err, size_t errlen)
+		     const char *const *patterns, const char *const *files, uint64_t tmp_size,
+		     char *err, size_t errlen)
 {
 	char real[PATH_MAX];
 
@@ -117,6 +126,15 @@ int mount_plan_build(struct mount_plan *plan, const char *root, const char *inte
 	for (size_t i = 0; patterns && patterns[i]; i++)
 		if (plan_add_pattern(plan, patterns[i]) < 0)
 			goto nomem;
+	for (size_t i = 0; files && files[i] && files[i + 1]; i += 2) {
+		if (access(files[i], R_OK) != 0) {
+			snprintf(err, errlen, "%s: %s", files[i], strerror(errno));
+			mount_plan_free(plan);
+			return -1;
+		}
+		if (plan_add_bind_at(plan, files[i], files[i + 1]) < 0)
+			goto nomem;
+	}
 	if (plan_add_usr_links(plan) < 0)
 		goto nomem;
 	return 0;

@@ -33,9 +33,12 @@ struct mount_plan {
 };
 
 /* Builds the plan: interpreter (its real path) plus the language's bind
- * patterns, and the merged-/usr symlinks (/lib -> usr/lib, ...) of the host. */
+ * patterns, the merged-/usr symlinks (/lib -> usr/lib, ...) of the host, and
+ * files: pairs of host file and path in the jail (NULL-terminated; may be
+ * NULL), e.g. a generated resolv.conf at /etc/resolv.conf. */
 int mount_plan_build(struct mount_plan *plan, const char *root, const char *interpreter,
-		     const char *const *patterns, uint64_t tmp_size, char *err, size_t errlen);
+		     const char *const *patterns, const char *const *files, uint64_t tmp_size,
+		     char *err, size_t errlen);
 void mount_plan_free(struct mount_plan *plan);
 
 /* Child side, after clone3 into a new mount namespace: builds the root and

@@ -8,7 +8,8 @@
  * Neither depends on the request, so one background thread does both ahead
  * of time and after the fact:
  *
- *   - it keeps `warm` sandboxes of each language fully jailed, their
+ *   - it keeps warm sandboxes of each kind (a language with or without
+ *     network; see executor_kind_warm) fully jailed, their
  *     interpreter started and blocked reading the program from stdin. The
  *     wall clock of a run starts only when its code is sent. Every warm
  *     sandbox serves exactly one run and is destroyed afterwards: nothing is
@@ -36,6 +37,7 @@
 struct warm_list {
 	struct sandbox *ready[MAX_WARM];
 	unsigned n;
+	unsigned wanted;
 };
 
 static struct {
@@ -43,20 +45,24 @@ static struct {
 	pthread_cond_t wake;
 	pthread_t thread;
 	bool started, stopping;
-	unsigned warm;
-	struct warm_list *langs;     /* one per language */
-	size_t n_langs;
+	struct warm_list *kinds;     /* one per kind of sandbox */
+	size_t n_kinds;
 	struct sandbox **retired;    /* a stack of sandboxes to destroy */
 	size_t n_retired, cap_retired;
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
-/* The language most in need of a warm sandbox, or -1. Called locked. */
-static long language_to_refill(void)
+/* The kind most in need of a warm sandbox, or -1. Called locked. */
+static long kind_to_refill(void)
 {
 	long best = -1;
-	for (size_t i = 0; i < pool.n_langs; i++)
-		if (pool.langs[i].n < pool.warm && (best < 0 || pool.langs[i].n < pool.langs[best].n))
+	for (size_t i = 0; i < pool.n_kinds; i++) {
+		pool.kinds[i].wanted = executor_kind_warm(i);
+		if (pool.kinds[i].wanted > MAX_WARM)
+			pool.kinds[i].wanted = MAX_WARM;
+		if (pool.kinds[i].n < pool.kinds[i].wanted &&
+		    (best < 0 || pool.kinds[i].n < pool.kinds[best].n))
 			best = (long)i;
+	}
 	return best;
 }
 
@@ -73,7 +79,7 @@ static void wait_ms(unsigned ms)
 	pthread_cond_timedwait(&pool.wake, &pool.lock, &until);
 }
 
-/* Starts one warm sandbox of language i. Called locked; unlocks meanwhile.
+/* Starts one warm sandbox of kind i. Called locked; unlocks meanwhile.
  * Returns false if it could not (no free slot, or a failure). */
 static bool refill_one(size_t i)
 {
@@ -81,19 +87,19 @@ static bool refill_one(size_t i)
 	char err[512] = "";
 
 	pthread_mutex_unlock(&pool.lock);
-	int rc = sandbox_spawn(executor_language(i), "warm", false, &sb, err, sizeof(err));
+	int rc = sandbox_spawn(i, "warm", false, &sb, err, sizeof(err));
 	pthread_mutex_lock(&pool.lock);
 	if (rc != 0) {
 		if (rc < 0)
 			fprintf(stderr, "level=warn msg=\"warm sandbox failed\" language=%s error=\"%s\"\n",
-				executor_language_name(i), err);
+				executor_kind_name(i), err);
 		return false;
 	}
-	if (pool.stopping || pool.langs[i].n >= pool.warm) {
+	if (pool.stopping || pool.kinds[i].n >= pool.kinds[i].wanted) {
 		pool.retired[pool.n_retired++] = sb; /* room: see pool_retire's reservation */
 		return true;
 	}
-	pool.langs[i].ready[pool.langs[i].n++] = sb;
+	pool.kinds[i].ready[pool.kinds[i].n++] = sb;
 	return true;
 }
 
@@ -116,7 +122,7 @@ static void *pool_main(void *arg)
 			destroy_retired();
 			continue;
 		}
-		long i = language_to_refill();
+		long i = kind_to_refill();
 		if (i >= 0 && refill_one((size_t)i))
 			continue;
 		if (i >= 0)
@@ -129,15 +135,14 @@ static void *pool_main(void *arg)
 	return NULL;
 }
 
-int pool_start(unsigned warm, char *err, size_t errlen)
+int pool_start(char *err, size_t errlen)
 {
-	pool.warm = warm > MAX_WARM ? MAX_WARM : warm;
-	pool.n_langs = executor_languages();
-	pool.langs = calloc(pool.n_langs, sizeof(*pool.langs));
+	pool.n_kinds = executor_kinds();
+	pool.kinds = calloc(pool.n_kinds, sizeof(*pool.kinds));
 	/* every sandbox may be retired at once: reserve room for all of them */
 	pool.cap_retired = executor_slots();
 	pool.retired = calloc(pool.cap_retired, sizeof(*pool.retired));
-	if (!pool.langs || !pool.retired) {
+	if (!pool.kinds || !pool.retired) {
 		snprintf(err, errlen, "starting the pool: out of memory");
 		return -1;
 	}
@@ -157,38 +162,45 @@ void pool_stop(void)
 		return;
 	pthread_mutex_lock(&pool.lock);
 	pool.stopping = true;
-	for (size_t i = 0; i < pool.n_langs; i++)
-		while (pool.langs[i].n > 0)
-			pool.retired[pool.n_retired++] = pool.langs[i].ready[--pool.langs[i].n];
+	for (size_t i = 0; i < pool.n_kinds; i++)
+		while (pool.kinds[i].n > 0)
+			pool.retired[pool.n_retired++] = pool.kinds[i].ready[--pool.kinds[i].n];
 	pthread_cond_signal(&pool.wake);
 	pthread_mutex_unlock(&pool.lock);
 	pthread_join(pool.thread, NULL);
 	pool.started = false;
-	free(pool.langs);
+	free(pool.kinds);
 	free(pool.retired);
-	pool.langs = NULL;
+	pool.kinds = NULL;
 	pool.retired = NULL;
 }
 
-struct sandbox *pool_take(size_t lang)
+struct sandbox *pool_take(size_t k)
 {
 	struct sandbox *sb = NULL;
 
 	pthread_mutex_lock(&pool.lock);
-	if (pool.started && lang < pool.n_langs && pool.langs[lang].n > 0) {
-		sb = pool.langs[lang].ready[--pool.langs[lang].n];
+	if (pool.started && k < pool.n_kinds && pool.kinds[k].n > 0) {
+		sb = pool.kinds[k].ready[--pool.kinds[k].n];
 		pthread_cond_signal(&pool.wake);
 	}
 	pthread_mutex_unlock(&pool.lock);
 	return sb;
 }
 
-unsigned pool_ready(size_t lang)
+unsigned pool_ready(size_t k)
 {
 	pthread_mutex_lock(&pool.lock);
-	unsigned n = lang < pool.n_langs ? pool.langs[lang].n : 0;
+	unsigned n = k < pool.n_kinds ? pool.kinds[k].n : 0;
 	pthread_mutex_unlock(&pool.lock);
 	return n;
+}
+
+void pool_wake(void)
+{
+	pthread_mutex_lock(&pool.lock);
+	pthread_cond_signal(&pool.wake);
+	pthread_mutex_unlock(&pool.lock);
 }
 
 void pool_retire(struct sandbox *sb)

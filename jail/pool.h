@@ -7,19 +7,23 @@
 
 struct sandbox;
 
-/* Starts the executor's background thread. It keeps `warm` sandboxes of each
- * language started and waiting for code, and destroys retired sandboxes, so
- * that neither costs a request its latency. Returns 0, or -1 with err. */
-int pool_start(unsigned warm, char *err, size_t errlen);
+/* Starts the executor's background thread. It keeps executor_kind_warm(k)
+ * sandboxes of each kind k started and waiting for code, and destroys
+ * retired sandboxes, so that neither costs a request its latency. Returns 0,
+ * or -1 with err. */
+int pool_start(char *err, size_t errlen);
+
+/* The number of warm sandboxes wanted may have changed: look again. */
+void pool_wake(void);
 
 /* Stops the thread; destroys the warm sandboxes and those still retiring. */
 void pool_stop(void);
 
-/* A warm sandbox of language `lang` (an index of executor_language), or NULL. */
-struct sandbox *pool_take(size_t lang);
+/* A warm sandbox of kind k (see executor_kinds), or NULL. */
+struct sandbox *pool_take(size_t k);
 
-/* Warm sandboxes of language `lang` ready now. */
-unsigned pool_ready(size_t lang);
+/* Warm sandboxes of kind k ready now. */
+unsigned pool_ready(size_t k);
 
 /* Hands a used sandbox over for destruction in the background. */
 void pool_retire(struct sandbox *sb);

@@ -21,9 +21,10 @@
  *                                  answer need not wait for the interpreter's
  *                                  teardown (see jail/collect.c)
  *
- * clone3() creates the child with new mount, pid, ipc, uts and network
- * namespaces, directly inside its v2 cgroup (CLONE_INTO_CGROUP), and returns a
- * pidfd. The child is the init (pid 1) of its pid namespace: it waits for go,
+ * clone3() creates the child with new mount, pid, ipc, uts and (unless it
+ * is a network sandbox, which stays in the host's or joins the operator's)
+ * network namespaces, directly inside its v2 cgroup (CLONE_INTO_CGROUP), and
+ * returns a pidfd. The child is the init (pid 1) of its pid namespace: it waits for go,
  * builds and pivots into the jail's root, sets the hostname, moves the stdio
  * pipes to 0-2 and closes everything else, then forks the program (pid 2).
  *
@@ -223,10 +224,18 @@ static _Noreturn void child_main(const struct spawn_plan *plan, uid_t uid, struc
 
 	if (reset_signals() != 0)
 		report_and_exit(f->error, "reset signals");
+	/* if sandcelld dies (even by SIGKILL), so does the sandbox: nothing may
+	 * outlive its timeout. The kernel sends it from outside the namespace,
+	 * so the init cannot ignore it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		report_and_exit(f->error, "set the parent-death signal");
 
 	if (read(f->go, &go, 1) != 1)
 		report_and_exit(f->error, what);
 	close(f->go);
+	/* a network sandbox joins the operator's namespace, if one is set */
+	if (!plan->own_network && plan->netns_fd >= 0 && setns(plan->netns_fd, CLONE_NEWNET) != 0)
+		report_and_exit(f->error, "join the network namespace");
 	if (mount_plan_apply(plan->mounts, &what) != 0)
 		report_and_exit(f->error, what);
 	if (sethostname(HOSTNAME, strlen(HOSTNAME)) != 0)
@@ -245,11 +254,11 @@ static _Noreturn void child_main(const struct spawn_plan *plan, uid_t uid, struc
 
 /* ---- parent side ------------------------------------------------------------ */
 
-static pid_t clone_into_jail(struct cgroup_run *cg, int *pidfd)
+static pid_t clone_into_jail(const struct spawn_plan *plan, struct cgroup_run *cg, int *pidfd)
 {
 	struct clone_args args = {
-		.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-			 CLONE_PIDFD | CLONE_INTO_CGROUP,
+		.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+			 (plan->own_network ? CLONE_NEWNET : 0) | CLONE_PIDFD | CLONE_INTO_CGROUP,
 		.pidfd = (uint64_t)(uintptr_t)pidfd,
 		.exit_signal = SIGCHLD,
 		.cgroup = (uint64_t)cg->dirfd,
@@ -344,7 +353,7 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 		close_all(&p);
 		return -1;
 	}
-	pid_t pid = clone_into_jail(cg, &pidfd);
+	pid_t pid = clone_into_jail(plan, cg, &pidfd);
 	if (pid < 0) {
 		snprintf(err, errlen, "could not set up the sandbox: clone3: %s", strerror(errno));
 		close_all(&p);

@@ -3,6 +3,7 @@
 #define SANDCELL_SPAWN_H
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -23,6 +24,8 @@ struct spawn_plan {
 	const struct sock_fprog *seccomp;
 	const struct spawn_limit *limits;
 	size_t n_limits;
+	bool own_network;                /* a new, empty network namespace */
+	int netns_fd;                    /* else join this one (-1: stay in the host's) */
 };
 
 /* A running sandbox process seen from the parent. */

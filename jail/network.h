@@ -1,0 +1,37 @@
+/* Network sandboxes seen from the executor: the egress programs of bpf/,
+ * the policy network sandboxes get, and the report of blocked attempts. */
+#ifndef SANDCELL_NETWORK_H
+#define SANDCELL_NETWORK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jail/jail.h"
+
+/* Loads and attaches the egress programs to the sandboxes' parent cgroup
+ * (adopting the pins of an earlier sandcelld) and opens netns_path. A
+ * failure is not fatal: it becomes network_refusal(). */
+void network_init(const struct jail_config *cfg, const char *cgroup_parent);
+
+/* Stops the event thread and removes the programs (every sandbox is gone). */
+void network_shutdown(void);
+
+/* NULL if network sandboxes can run, else why not. */
+const char *network_refusal(void);
+
+/* The namespace network sandboxes join (-1: the host's). */
+int network_netns_fd(void);
+
+int network_set_policy(const struct egress_rule *rules, size_t n, char *err, size_t errlen);
+
+/* Gives a network sandbox's cgroup the policy, before its code runs. */
+int network_admit(uint64_t cgroup_id, char *err, size_t errlen);
+
+/* Takes it away again (the cgroup is gone or going). */
+void network_release(uint64_t cgroup_id);
+
+/* Where blocked attempts go; lookup tells the tag of a cgroup id. */
+void network_on_blocked(executor_blocked_fn fn, void *ctx,
+			const char *(*lookup)(uint64_t cgroup_id, char *buf, size_t len));
+
+#endif

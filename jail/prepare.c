@@ -1,0 +1,170 @@
+/* Preparing a language; see prepare.h. Nothing here runs per request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "jail/prepare.h"
+#include "jail/seccomp_policy.h"
+
+/* argv with @RUNNER@ and @HEAP_MB@ filled in. */
+static char **build_argv(const struct language *lang, const struct jail_config *cfg,
+			 const char *executable)
+{
+	size_t n = 0;
+	while (lang->args[n])
+		n++;
+	char **argv = calloc(n + 2, sizeof(char *));
+	if (!argv)
+		return NULL;
+	argv[0] = strdup(executable);
+	unsigned long long heap_mb = cfg->memory_limit * 3 / 4 / (1024 * 1024);
+	for (size_t i = 0; i < n; i++) {
+		const char *a = lang->args[i];
+		const char *heap = strstr(a, "@HEAP_MB@");
+		if (strcmp(a, "@RUNNER@") == 0)
+			argv[i + 1] = strdup(lang->runner);
+		else if (heap && asprintf(&argv[i + 1], "%.*s%llu", (int)(heap - a), a, heap_mb) < 0)
+			argv[i + 1] = NULL;
+		else if (!heap)
+			argv[i + 1] = strdup(a);
+	}
+	for (size_t i = 0; i <= n; i++)
+		if (!argv[i])
+			return NULL; /* out of memory at start-up; the caller fails */
+	return argv;
+}
+
+static char **build_envp(const struct language *lang, const struct jail_config *cfg)
+{
+	size_t n = 0;
+	while (lang->env[n])
+		n++;
+	char **envp = calloc(n + 5, sizeof(char *));
+	if (!envp)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		envp[k++] = strdup(lang->env[i]);
+	/* both spellings: Python's urllib reads either, Node libraries the lower case */
+	if (cfg->http_proxy && *cfg->http_proxy) {
+		if (asprintf(&envp[k++], "HTTP_PROXY=%s", cfg->http_proxy) < 0 ||
+		    asprintf(&envp[k++], "http_proxy=%s", cfg->http_proxy) < 0)
+			return NULL;
+	}
+	if (cfg->https_proxy && *cfg->https_proxy) {
+		if (asprintf(&envp[k++], "HTTPS_PROXY=%s", cfg->https_proxy) < 0 ||
+		    asprintf(&envp[k++], "https_proxy=%s", cfg->https_proxy) < 0)
+			return NULL;
+	}
+	return envp;
+}
+
+/* No RLIMIT_AS: address space is not memory. glibc reserves 64 MiB per
+ * thread arena and V8 reserves gigabytes it never touches, so any useful
+ * RLIMIT_AS breaks threads before the memory cgroup (which counts its OOM
+ * kills and so gives the right error) is reached. */
+static size_t build_limits(const struct jail_config *cfg, struct spawn_limit *l)
+{
+	size_t n = 0;
+	rlim_t cpu_seconds = cfg->timeout_ms / 1000 + 2;
+
+	l[n++] = (struct spawn_limit){ RLIMIT_NOFILE, 1024 };
+	l[n++] = (struct spawn_limit){ RLIMIT_FSIZE, cfg->file_size_limit };
+	l[n++] = (struct spawn_limit){ RLIMIT_CORE, 0 };
+	/* counts the uid's tasks (safe: each live sandbox has its own uid); above
+	 * pids_limit so that the cgroup, which counts hits, is what stops a bomb */
+	l[n++] = (struct spawn_limit){ RLIMIT_NPROC, cfg->pids_limit * 2 };
+	/* second line behind the wall-clock timeout */
+	l[n++] = (struct spawn_limit){ RLIMIT_CPU, cpu_seconds };
+	l[n++] = (struct spawn_limit){ RLIMIT_MEMLOCK, 64 * 1024 };
+	return n;
+}
+
+static int prepare_mode(struct lang_state *ls, int mode, const struct jail_config *cfg,
+			const char *root, int netns_fd, char *err, size_t errlen)
+{
+	const struct language *lang = ls->lang;
+	struct mode_state *m = &ls->modes[mode];
+	bool network = mode == MODE_NETWORK;
+	/* name resolution for network sandboxes: the files the operator chose */
+	const char *files[5] = { NULL };
+	size_t k = 0;
+	if (network && cfg->resolv_conf) {
+		files[k++] = cfg->resolv_conf;
+		files[k++] = "/etc/resolv.conf";
+	}
+	if (network && cfg->hosts_file) {
+		files[k++] = cfg->hosts_file;
+		files[k++] = "/etc/hosts";
+	}
+	if (mount_plan_build(&m->mounts, root, lang->interpreter(cfg), lang->binds, files, cfg->tmp_size,
+			     err, errlen) != 0)
+		return -1;
+	struct policy_options opt = {
+		.language_syscalls = lang->syscalls,
+		.extra_syscalls = cfg->extra_syscalls,
+		.n_extra_syscalls = cfg->n_extra_syscalls,
+		.allow_processes = cfg->allow_processes,
+		.network = network,
+		.notify = true,
+	};
+	m->seccomp = seccomp_policy_build(&opt, err, errlen);
+	if (!m->seccomp)
+		return -1;
+	m->plan = (struct spawn_plan){
+		.mounts = &m->mounts,
+		.executable = m->mounts.binds[0].source,
+		.argv = ls->argv,
+		.envp = ls->envp,
+		.seccomp = m->seccomp,
+		.limits = ls->limits,
+		.n_limits = build_limits(cfg, ls->limits),
+		.own_network = !network,
+		.netns_fd = network ? netns_fd : -1,
+	};
+	return 0;
+}
+
+int prepare_language(struct lang_state *ls, const struct language *lang, const struct jail_config *cfg,
+		     const char *root, int netns_fd, char *err, size_t errlen)
+{
+	char real[4096];
+
+	memset(ls, 0, sizeof(*ls));
+	ls->lang = lang;
+	if (!realpath(lang->interpreter(cfg), real)) {
+		snprintf(err, errlen, "interpreter %s of %s: not found", lang->interpreter(cfg), lang->name);
+		return -1;
+	}
+	ls->argv = build_argv(lang, cfg, real);
+	ls->envp = build_envp(lang, cfg);
+	if (!ls->argv || !ls->envp) {
+		snprintf(err, errlen, "preparing %s: out of memory", lang->name);
+		return -1;
+	}
+	/* network sandboxes only where the operator enabled network */
+	int modes = cfg->network ? MODE_COUNT : MODE_NETWORK;
+	for (int mode = 0; mode < modes; mode++)
+		if (prepare_mode(ls, mode, cfg, root, netns_fd, err, errlen) != 0)
+			return -1;
+	return 0;
+}
+
+static void free_strings(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+void forget_language(struct lang_state *ls)
+{
+	for (int mode = 0; mode < MODE_COUNT; mode++) {
+		mount_plan_free(&ls->modes[mode].mounts);
+		seccomp_policy_free(ls->modes[mode].seccomp);
+	}
+	free_strings(ls->argv);
+	free_strings(ls->envp);
+	memset(ls, 0, sizeof(*ls));
+}

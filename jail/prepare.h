@@ -1,0 +1,38 @@
+/* Everything a sandbox of one language needs, prepared once at start-up:
+ * argv, environment, rlimits, and per network mode the mount plan, the
+ * seccomp program and the spawn plan. */
+#ifndef SANDCELL_PREPARE_H
+#define SANDCELL_PREPARE_H
+
+#include <linux/filter.h>
+
+#include "jail/jail.h"
+#include "jail/languages.h"
+#include "jail/mounts.h"
+#include "jail/spawn.h"
+
+#define MAX_LIMITS 8
+
+enum { MODE_OFFLINE, MODE_NETWORK, MODE_COUNT };
+
+struct mode_state {
+	struct mount_plan mounts;
+	struct sock_fprog *seccomp;
+	struct spawn_plan plan;
+};
+
+struct lang_state {
+	const struct language *lang;
+	char **argv;
+	char **envp;
+	struct spawn_limit limits[MAX_LIMITS];
+	struct mode_state modes[MODE_COUNT];
+};
+
+/* root: where jails' roots are mounted; netns_fd: the namespace network
+ * sandboxes join (-1: the host's). Returns 0, or -1 with err. */
+int prepare_language(struct lang_state *ls, const struct language *lang, const struct jail_config *cfg,
+		     const char *root, int netns_fd, char *err, size_t errlen);
+void forget_language(struct lang_state *ls);
+
+#endif
