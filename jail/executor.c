@@ -141,9 +141,25 @@ static int lock_run_dir(char *err, size_t errlen)
 	if (flock(ex.lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		snprintf(err, errlen, "%s is in use by another sandcelld (%s)", ex.cfg->run_dir,
 			 strerror(errno));
+		close(ex.lock_fd); /* not ours: leave the file alone */
+		ex.lock_fd = -1;
 		return -1;
 	}
 	return 0;
+}
+
+/* Removes what make_root_mountpoint made, if this process holds the lock. */
+static void unlock_run_dir(void)
+{
+	char path[4200];
+
+	if (ex.lock_fd < 0)
+		return;
+	rmdir(ex.root);
+	snprintf(path, sizeof(path), "%s/executor.lock", ex.cfg->run_dir);
+	unlink(path);
+	close(ex.lock_fd);
+	ex.lock_fd = -1;
 }
 
 static int make_root_mountpoint(char *err, size_t errlen)
@@ -157,6 +173,7 @@ static int make_root_mountpoint(char *err, size_t errlen)
 		return -1;
 	if (mkdir(ex.root, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "mkdir %s: %s", ex.root, strerror(errno));
+		unlock_run_dir();
 		return -1;
 	}
 	return 0;
@@ -201,11 +218,13 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 	ex.slots = calloc(ex.n_slots, sizeof(*ex.slots));
 	if (!ex.slots) {
 		snprintf(err, errlen, "out of memory");
+		unlock_run_dir();
 		return -1;
 	}
 	if (cgroups_init(cfg, ex.n_slots, err, errlen) != 0) {
 		free(ex.slots);
 		ex.slots = NULL;
+		unlock_run_dir();
 		return -1;
 	}
 	network_init(cfg, cgroups_parent_path());
@@ -238,14 +257,7 @@ void executor_shutdown(void)
 	free(ex.slots);
 	ex.slots = NULL;
 	forget_languages();
-	rmdir(ex.root);
-	if (ex.lock_fd >= 0) {
-		char path[4200];
-		snprintf(path, sizeof(path), "%s/executor.lock", ex.cfg->run_dir);
-		unlink(path);
-		close(ex.lock_fd);
-		ex.lock_fd = -1;
-	}
+	unlock_run_dir();
 }
 
 /* ---- numbers for metrics -------------------------------------------------------- */
