@@ -351,6 +351,8 @@ int main(int argc, char **argv)
 	char err[256];
 	int rc;
 
+	if (jail_init_dispatch(argc, argv))
+		return 0; /* not reached: a sandbox's init */
 	if (cli_parse(argc, argv, &o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandcell: %s\n%s", err, cli_usage);
 		return CLI_EXIT_USAGE;

@@ -5,7 +5,9 @@
  * Start-up: block the stop signals (before any thread exists), load the
  * configuration, create run_dir, log "config init success", open the
  * listen socket (before the executor touches cgroups: a second daemon must
- * stop there), set up the executor, then serve until SIGTERM/SIGINT.
+ * stop there), write the name-resolution files of network sandboxes, set up
+ * the executor, install the egress policy (fcgi/egress_policy.c), then serve
+ * until SIGTERM/SIGINT.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -19,6 +21,8 @@
 #include <sys/stat.h>
 
 #include "fcgi/config.h"
+#include "fcgi/egress_log.h"
+#include "fcgi/egress_policy.h"
 #include "fcgi/log.h"
 #include "fcgi/server.h"
 #include "bpf/egress.h"
@@ -68,13 +72,34 @@ static int make_run_dir(const struct sandcell_config *cfg, char *err, size_t err
 	return -1;
 }
 
-static int check(const struct sandcell_config *cfg, const char *path)
+/* Can the eBPF programs be loaded and attached here, and what policy would
+ * network sandboxes get? Network runs are refused, not run open, when not. */
+static void check_egress(const struct sandcell_config *cfg)
+{
+	char report[4096];
+
+	if (!cfg->enable_network) {
+		printf("egress: not used: enable_network is off\n");
+		return;
+	}
+	bool ok = egress_check(report, sizeof(report)) == 0;
+	printf("egress: %s\n", ok ? "OK: the eBPF programs load and attach"
+	       : "FAILED: network runs will be refused (runs without network work)");
+	for (char *save = NULL, *l = strtok_r(report, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		printf("  %s\n", l);
+	printf("  pin directory: %s\n", cfg->egress_pin_dir);
+	printf("egress policy:\n");
+	egress_policy_describe(cfg, stdout, "  ");
+}
+
+static int check(struct sandcell_config *cfg, const char *path)
 {
 	char err[512] = "";
 	int rc;
 
 	printf("configuration: %s\n", path);
 	config_describe(cfg, stdout);
+	check_egress(cfg);
 	if (make_run_dir(cfg, err, sizeof(err)) < 0) {
 		printf("run_dir: FAILED: %s\n", err);
 		return 1;
@@ -84,6 +109,10 @@ static int check(const struct sandcell_config *cfg, const char *path)
 		printf("executor: not checked: a sandcelld is running on %s\n", cfg->socket_path);
 		return 0;
 	}
+	if (egress_policy_prepare(cfg, err, sizeof(err)) != 0) {
+		printf("network name resolution files: FAILED: %s\n", err);
+		return 1;
+	}
 	rc = executor_init(&cfg->jail, err, sizeof(err));
 	if (rc == 0) {
 		executor_shutdown();
@@ -92,19 +121,6 @@ static int check(const struct sandcell_config *cfg, const char *path)
 	}
 	printf("executor: FAILED: %s\n", err);
 	return 1;
-}
-
-/* Network runs are refused (fail closed) until a policy is installed. */
-static void install_egress_policy(const struct sandcell_config *cfg)
-{
-	char err[512];
-	size_t n;
-	const struct egress_rule *rules = egress_default_rules(&n);
-
-	if (!cfg->jail.network)
-		return;
-	if (executor_set_egress_policy(rules, n, err, sizeof(err)) != 0)
-		log_event(LOG_LEVEL_ERROR, "network runs will be refused", "error", err, NULL);
 }
 
 static void log_config(const struct sandcell_config *cfg, const char *path)
@@ -139,6 +155,8 @@ int main(int argc, char **argv)
 	char err[512] = "";
 	int opt;
 
+	if (jail_init_dispatch(argc, argv))
+		return 0; /* not reached: a sandbox's init */
 	server_block_signals();
 	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
 		switch (opt) {
@@ -184,11 +202,23 @@ int main(int argc, char **argv)
 	log_config(&cfg, path);
 	if (server_listen(&cfg) < 0)
 		return 1;
+	/* before executor_init: the jails bind these files */
+	if (egress_policy_prepare(&cfg, err, sizeof(err)) < 0) {
+		log_event(LOG_LEVEL_ERROR, "cannot start", "error", err, NULL);
+		server_unlisten(&cfg);
+		return 1;
+	}
 	if (executor_init(&cfg.jail, err, sizeof(err)) < 0) {
 		log_event(LOG_LEVEL_ERROR, "executor init failed", "error", err, NULL);
 		server_unlisten(&cfg);
 		return 1;
 	}
-	install_egress_policy(&cfg);
-	return server_run(&cfg);
+	/* network runs are refused (fail closed) until a policy is installed */
+	if (cfg.enable_network) {
+		egress_log_start();
+		egress_policy_start(&cfg);
+	}
+	int rc = server_run(&cfg);
+	egress_policy_stop();
+	return rc;
 }

@@ -68,7 +68,9 @@ static struct {
 	struct sandbox **slots; /* the sandbox holding each slot, or NULL */
 	unsigned n_slots;
 	int lock_fd;            /* flock on run_dir/executor.lock */
-} ex = { .lock = PTHREAD_MUTEX_INITIALIZER, .slot_freed = PTHREAD_COND_INITIALIZER, .lock_fd = -1 };
+	int exe_fd;             /* this program's binary: the jails' init */
+} ex = { .lock = PTHREAD_MUTEX_INITIALIZER, .slot_freed = PTHREAD_COND_INITIALIZER, .lock_fd = -1,
+	 .exe_fd = -1 };
 
 const struct jail_config *executor_config(void)
 {
@@ -191,7 +193,7 @@ static int prepare_languages(char *err, size_t errlen)
 	for (size_t i = 0; languages[i] && i < MAX_LANGUAGES; i++) {
 		ex.n_langs = i + 1;
 		if (prepare_language(&ex.langs[i], languages[i], ex.cfg, ex.root, network_netns_fd(),
-				     err, errlen) != 0)
+				     ex.exe_fd, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -206,6 +208,12 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 	}
 	/* a program that stops reading its stdin must not kill the daemon */
 	signal(SIGPIPE, SIG_IGN);
+	if (ex.exe_fd < 0)
+		ex.exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	if (ex.exe_fd < 0) {
+		snprintf(err, errlen, "open /proc/self/exe: %s", strerror(errno));
+		return -1;
+	}
 	if (make_root_mountpoint(err, errlen) != 0)
 		return -1;
 	/* runs at once, as many again being torn down in the background, and

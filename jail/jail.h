@@ -78,6 +78,12 @@ struct run_result {
 struct language;
 struct sandbox;
 
+/* Every program that links the executor calls this first in main(): the
+ * jail's init runs as a fresh image of the program's own binary (so that no
+ * copy of the daemon's memory stays in a sandbox). Returns false unless this
+ * process is such an init; if it is, it never returns. */
+bool jail_init_dispatch(int argc, char **argv);
+
 /* Sets up the executor: checks the host, creates the parent cgroup(s) and the
  * per-slot resources, builds the seccomp policies. Returns 0, or -1 with a
  * message in err. cfg must outlive the executor. */

@@ -82,7 +82,7 @@ static size_t build_limits(const struct jail_config *cfg, struct spawn_limit *l)
 }
 
 static int prepare_mode(struct lang_state *ls, int mode, const struct jail_config *cfg,
-			const char *root, int netns_fd, char *err, size_t errlen)
+			const char *root, int netns_fd, int exe_fd, char *err, size_t errlen)
 {
 	const struct language *lang = ls->lang;
 	struct mode_state *m = &ls->modes[mode];
@@ -120,6 +120,7 @@ static int prepare_mode(struct lang_state *ls, int mode, const struct jail_confi
 		.seccomp = m->seccomp,
 		.limits = ls->limits,
 		.n_limits = build_limits(cfg, ls->limits),
+		.exe_fd = exe_fd,
 		.own_network = !network,
 		.netns_fd = network ? netns_fd : -1,
 	};
@@ -127,7 +128,7 @@ static int prepare_mode(struct lang_state *ls, int mode, const struct jail_confi
 }
 
 int prepare_language(struct lang_state *ls, const struct language *lang, const struct jail_config *cfg,
-		     const char *root, int netns_fd, char *err, size_t errlen)
+		     const char *root, int netns_fd, int exe_fd, char *err, size_t errlen)
 {
 	char real[4096];
 
@@ -146,7 +147,7 @@ int prepare_language(struct lang_state *ls, const struct language *lang, const s
 	/* network sandboxes only where the operator enabled network */
 	int modes = cfg->network ? MODE_COUNT : MODE_NETWORK;
 	for (int mode = 0; mode < modes; mode++)
-		if (prepare_mode(ls, mode, cfg, root, netns_fd, err, errlen) != 0)
+		if (prepare_mode(ls, mode, cfg, root, netns_fd, exe_fd, err, errlen) != 0)
 			return -1;
 	return 0;
 }

@@ -30,9 +30,10 @@ struct lang_state {
 };
 
 /* root: where jails' roots are mounted; netns_fd: the namespace network
- * sandboxes join (-1: the host's). Returns 0, or -1 with err. */
+ * sandboxes join (-1: the host's); exe_fd: the daemon's binary, which the
+ * jail's init execs. Returns 0, or -1 with err. */
 int prepare_language(struct lang_state *ls, const struct language *lang, const struct jail_config *cfg,
-		     const char *root, int netns_fd, char *err, size_t errlen);
+		     const char *root, int netns_fd, int exe_fd, char *err, size_t errlen);
 void forget_language(struct lang_state *ls);
 
 #endif

@@ -65,11 +65,12 @@ struct child_fds {
 	int error;     /* write end */
 	int notify;    /* our end of the socketpair */
 	int status;    /* write end */
+	int exe;       /* sandcelld's own binary, for the init */
 	int stdio[3];  /* child's ends */
 };
 
 /* Where arrange_fds puts the descriptors in the jail. */
-enum { FD_RESULT = 3, FD_ERROR, FD_NOTIFY, FD_STATUS, FD_COUNT };
+enum { FD_RESULT = 3, FD_ERROR, FD_NOTIFY, FD_STATUS, FD_EXE, FD_COUNT };
 
 struct child_error {
 	int err;
@@ -114,7 +115,7 @@ static int send_fd(int sock, int fd)
 static int arrange_fds(struct child_fds *f)
 {
 	int fixed[FD_COUNT] = { f->stdio[0], f->stdio[1], f->stdio[2], f->result, f->error, f->notify,
-				f->status };
+				f->status, f->exe };
 
 	/* first lift them all above FD_COUNT so that dup3 below never clobbers one */
 	for (int i = 0; i < FD_COUNT; i++) {
@@ -129,6 +130,7 @@ static int arrange_fds(struct child_fds *f)
 	f->error = FD_ERROR;
 	f->notify = FD_NOTIFY;
 	f->status = FD_STATUS;
+	f->exe = FD_EXE;
 	return syscall(SYS_close_range, FD_COUNT, ~0U, 0) == 0 ? 0 : -1;
 }
 
@@ -199,22 +201,25 @@ static _Noreturn void program_main(const struct spawn_plan *plan, uid_t uid, str
 	report_and_exit(f->error, "exec the interpreter");
 }
 
-/* pid 1: waits for the program, passes its status on, and ends the namespace. */
+/* pid 1: waits for the program, passes its status on, and ends the
+ * namespace. This child is a copy of sandcelld, with its API key and other
+ * requests' code in memory: it replaces itself with a fresh image of the
+ * daemon's binary that does only this (jail_init_dispatch). */
 static _Noreturn void init_main(pid_t program, struct child_fds *f)
 {
+	char pid_arg[16], fd_arg[16];
+	char *argv[] = { JAIL_INIT_NAME, pid_arg, fd_arg, NULL };
+	char *envp[] = { NULL };
+
 	for (int fd = 0; fd < FD_STATUS; fd++)
 		close(fd);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, 0);
-		if (pid == program) {
-			(void)!write(f->status, &status, sizeof(status));
-			_exit(0);
-		}
-		if (pid < 0 && errno != EINTR)
-			_exit(1);
-	}
+	snprintf(pid_arg, sizeof(pid_arg), "%d", (int)program);
+	snprintf(fd_arg, sizeof(fd_arg), "%d", f->status);
+	if (fcntl(f->status, F_SETFD, 0) == 0) /* the fresh image writes to it */
+		syscall(SYS_execveat, f->exe, "", argv, envp, AT_EMPTY_PATH);
+	/* no fresh image (the binary was replaced meanwhile?): same duty here */
+	jail_init_loop(program, f->status);
 }
 
 static _Noreturn void child_main(const struct spawn_plan *plan, uid_t uid, struct child_fds *f)
@@ -361,7 +366,7 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 	}
 	if (pid == 0) {
 		struct child_fds f = { .go = p.go[0], .error = p.error[1], .notify = p.notify[1],
-				       .status = p.status[1], .result = p.result[1],
+				       .status = p.status[1], .result = p.result[1], .exe = plan->exe_fd,
 				       .stdio = { p.in[0], p.out[1], p.errout[1] } };
 		child_main(plan, uid, &f);
 	}

@@ -24,6 +24,7 @@ struct spawn_plan {
 	const struct sock_fprog *seccomp;
 	const struct spawn_limit *limits;
 	size_t n_limits;
+	int exe_fd;                      /* O_PATH of the daemon's binary: the jail's init */
 	bool own_network;                /* a new, empty network namespace */
 	int netns_fd;                    /* else join this one (-1: stay in the host's) */
 };
@@ -45,6 +46,11 @@ struct spawned {
  * nothing of it left running). */
 int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *cg,
 		  struct spawned *out, char *err, size_t errlen);
+
+/* The jail's init: waits for the program (pid in the jail), writes its wait
+ * status to status_fd, exits. */
+#define JAIL_INIT_NAME "sandcell-init"
+_Noreturn void jail_init_loop(pid_t program, int status_fd);
 
 /* Closes every descriptor of s (not the pidfd's process: kill it first). */
 void spawned_close(struct spawned *s);

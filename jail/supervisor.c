@@ -93,8 +93,10 @@ static void answer(struct watched *w)
 	} else {
 		resp.error = -EPERM;
 	}
-	if (ioctl(w->fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 && !sigxfsz)
+	/* counted before the answer: the program may be done the moment it gets it */
+	if (!sigxfsz)
 		atomic_fetch_add(&w->refused, 1);
+	ioctl(w->fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 }
 
 static void handle(const struct epoll_event *ev)
