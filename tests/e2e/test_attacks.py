@@ -441,3 +441,29 @@ def test_no_network_from_node(stack):
 
 def test_nothing_left_after_attacks(stack):
     assert_clean(stack)
+
+
+INIT_PY = """
+import json, os, time
+time.sleep(0.2)  # a cold sandbox's init execs right after starting the program
+out = {'cmdline': open('/proc/1/cmdline').read().split('\\0')[:-1]}
+for name in ('environ', 'mem', 'maps'):
+    try:
+        with open('/proc/1/' + name, 'rb') as f:
+            f.read(16)
+        out[name] = 'read'
+    except OSError as e:
+        out[name] = 'failed %d' % e.errno
+print(json.dumps(out))
+"""
+
+
+def test_sandbox_init_holds_nothing_of_the_daemon(stack):
+    # pid 1 of the sandbox is a fresh image that only waits (jail/init.c), not a
+    # copy of sandcelld with its key and other requests in memory; and it is
+    # still out of the program's reach
+    out, _ = report(stack, INIT_PY)
+    assert out["cmdline"][0] == "sandcell-init", out
+    assert stack.key not in " ".join(out["cmdline"]), out
+    for name in ("environ", "mem", "maps"):
+        assert out[name].startswith("failed"), out
