@@ -3,9 +3,10 @@
  *   cgroup v2 mount and its controllers, the v1 hierarchies a hybrid host
  *   uses for limits instead, seccomp, the namespaces a jail needs (each
  *   tried with unshare() in a throw-away child), the configured
- *   interpreters (their --version), the network egress filter (not checked
- *   until the eBPF work lands), and finally a real executor start-up with
- *   the CLI's private identity, which is what sandcelld would do.
+ *   interpreters (their --version), the network egress filter (can the eBPF
+ *   programs be loaded and attached here, and the policy network sandboxes
+ *   would get), and finally a real executor start-up with the CLI's private
+ *   identity, which is what sandcelld would do.
  *
  * Exit status 0 when everything sandcelld needs is there, 1 otherwise.
  */
@@ -25,7 +26,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bpf/egress.h"
 #include "cli/cli.h"
+#include "fcgi/egress_policy.h"
 
 static int failures;
 
@@ -256,6 +259,28 @@ static void check_interpreters(const struct sandcell_config *cfg)
 	}
 }
 
+/* Not required: without it sandcelld still serves runs without network and
+ * refuses (never runs open) those that ask for it. */
+static void check_egress(const struct sandcell_config *cfg)
+{
+	char report[4096];
+
+	if (!cfg->enable_network) {
+		finding(true, false, "network egress (eBPF)", "not used: enable_network is off");
+		return;
+	}
+	bool ok = egress_check(report, sizeof(report)) == 0;
+	finding(ok, false, "network egress (eBPF)", ok ?
+		"the programs load and attach; pins in %s" :
+		"cannot be enforced: network runs will be refused (runs without network work); "
+		"pins would be in %s", cfg->egress_pin_dir);
+	for (char *save = NULL, *l = strtok_r(report, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		printf("%-22s       %s\n", "", l);
+	printf("egress policy\n");
+	fflush(stdout);
+	egress_policy_describe(cfg, stdout, "                             ");
+}
+
 static void check_executor(const struct sandcell_config *cfg)
 {
 	char err[512] = "";
@@ -280,9 +305,7 @@ int cli_check(const struct sandcell_config *cfg, const char *config_path)
 	check_seccomp();
 	check_namespaces();
 	check_interpreters(cfg);
-	finding(false, false, "network egress (eBPF)",
-		"not checked yet: network runs get an empty network namespace until the "
-		"egress filter lands");
+	check_egress(cfg);
 	check_executor(cfg);
 	printf("%s\n", failures ? "result                 this host cannot run sandcell (see FAIL)"
 				: "result                 this host can run sandcell");

@@ -18,12 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <sys/un.h>
 
 #include "fcgi/config.h"
+#include "fcgi/egress_policy.h"
 
 #define MAX_CONFIG_FILE (1 << 20)
 #define MAX_EXTRA_SYSCALLS 1024
+#define MAX_EGRESS_RULES 256
 #define KIB 1024ULL
 #define MIB (1024ULL * KIB)
 #define GIB (1024ULL * MIB)
@@ -40,6 +43,8 @@ enum key_type {
 	KEY_MODE,       /* an octal file mode */
 	KEY_BOOL,
 	KEY_SYSCALLS,   /* a comma list of system call numbers */
+	KEY_RULE,       /* an egress rule; the key may repeat, the lines keep their order */
+	KEY_ADDRS,      /* a list of IP addresses (comma or blank separated); empty: unset */
 };
 
 struct key_spec {
@@ -83,6 +88,11 @@ static const struct key_spec keys[] = {
 	{ "run_dir", KEY_PATH, FIELD(run_dir), NULL, 0, 0 },
 	{ "cgroup_name", KEY_NAME, FIELD(cgroup_name), "SANDCELL_CGROUP", 0, 0 },
 	{ "drain_timeout", KEY_UINT, FIELD(drain_timeout), NULL, 0, 86400 },
+	{ "egress_rule", KEY_RULE, 0, NULL, 0, 0 },
+	{ "dns_servers", KEY_ADDRS, FIELD(dns_servers), NULL, 0, 0 },
+	{ "egress_proxy_only", KEY_BOOL, FIELD(egress_proxy_only), NULL, 0, 0 },
+	{ "netns", KEY_OPT_PATH, FIELD(netns), NULL, 0, 0 },
+	{ "egress_pin_dir", KEY_OPT_PATH, FIELD(egress_pin_dir), NULL, 0, 0 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -152,6 +162,12 @@ void config_free(struct sandcell_config *cfg)
 	free(cfg->run_dir);
 	free(cfg->cgroup_name);
 	free(cfg->extra_syscalls);
+	for (size_t i = 0; i < cfg->n_egress_rules; i++)
+		free(cfg->egress_rules[i]);
+	free(cfg->egress_rules);
+	free(cfg->dns_servers);
+	free(cfg->netns);
+	free(cfg->egress_pin_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -288,6 +304,47 @@ static const char *parse_syscalls(const char *s, struct sandcell_config *cfg)
 	return NULL;
 }
 
+/* One more egress_rule line (checked now, resolved later). */
+static const char *append_rule(struct sandcell_config *cfg, const char *value, char *msg,
+			       size_t msglen)
+{
+	const char *bad = egress_policy_check_line(value, msg, msglen);
+
+	if (bad)
+		return bad;
+	if (cfg->n_egress_rules == MAX_EGRESS_RULES)
+		return "too many egress_rule lines";
+	char **grown = realloc(cfg->egress_rules, (cfg->n_egress_rules + 1) * sizeof(*grown));
+	if (!grown)
+		return "out of memory";
+	cfg->egress_rules = grown;
+	grown[cfg->n_egress_rules] = strdup(value);
+	if (!grown[cfg->n_egress_rules])
+		return "out of memory";
+	cfg->n_egress_rules++;
+	return NULL;
+}
+
+/* "1.1.1.1, 2606:4700::1111" (blanks or commas between addresses). */
+static const char *check_addresses(const char *value)
+{
+	char buf[1024], *save = NULL;
+	size_t n = 0;
+
+	if (strlen(value) >= sizeof(buf))
+		return "too long";
+	strcpy(buf, value);
+	for (char *t = strtok_r(buf, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		unsigned char a[16];
+
+		if (inet_pton(AF_INET, t, a) != 1 && inet_pton(AF_INET6, t, a) != 1)
+			return "expected IP addresses separated by commas or blanks";
+		if (++n > EGRESS_POLICY_MAX_DNS)
+			return "too many addresses";
+	}
+	return NULL;
+}
+
 static const char *store_string(char **slot, const char *value)
 {
 	char *copy = NULL;
@@ -330,6 +387,11 @@ static const char *set_value(struct sandcell_config *cfg, const struct key_spec 
 		return parse_bool(value, field);
 	case KEY_SYSCALLS:
 		return parse_syscalls(value, cfg);
+	case KEY_RULE:
+		return append_rule(cfg, value, msg, msglen);
+	case KEY_ADDRS:
+		bad = check_addresses(value);
+		return bad ? bad : store_string(field, value);
 	case KEY_UINT:
 		bad = parse_number(value, &v, 10);
 		break;
@@ -419,7 +481,7 @@ static bool is_key_name(const char *s, size_t n)
 static int parse_line(struct sandcell_config *cfg, char *line, bool *seen,
 		      const char *filename, unsigned lineno, char *err, size_t errlen)
 {
-	char msgbuf[96];
+	char msgbuf[256];
 	char *s = trim(line), *eq, *name, *value;
 	const struct key_spec *k;
 	const char *bad;
@@ -442,7 +504,7 @@ static int parse_line(struct sandcell_config *cfg, char *line, bool *seen,
 		set_err(err, errlen, "%s:%u: unknown key '%s'", filename, lineno, name);
 		return -1;
 	}
-	if (seen[k - keys]) {
+	if (seen[k - keys] && k->type != KEY_RULE) {
 		set_err(err, errlen, "%s:%u: duplicate key '%s'", filename, lineno, name);
 		return -1;
 	}
@@ -493,7 +555,7 @@ static int parse_text(struct sandcell_config *cfg, const char *text, size_t len,
 static int apply_env(struct sandcell_config *cfg, config_env_fn env, void *ctx,
 		     char *err, size_t errlen)
 {
-	char msgbuf[96];
+	char msgbuf[256];
 
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const char *value, *bad;
@@ -578,6 +640,33 @@ static int check_listeners(struct sandcell_config *cfg, char *err, size_t errlen
 	return 0;
 }
 
+/* The egress keys that depend on others; derives egress_pin_dir. */
+static int check_egress(struct sandcell_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->egress_proxy_only && !cfg->http_proxy && !cfg->https_proxy) {
+		set_err(err, errlen, "egress_proxy_only is set but neither http_proxy nor "
+			"https_proxy is: sandboxes could reach nothing");
+		return -1;
+	}
+	if (cfg->egress_proxy_only && cfg->n_egress_rules) {
+		set_err(err, errlen, "egress_rule cannot be combined with egress_proxy_only "
+			"(the proxy is then the only reachable destination)");
+		return -1;
+	}
+	if (cfg->egress_pin_dir)
+		return 0;
+	/* bpffs refuses names with a dot; one pin directory per daemon instance */
+	if (asprintf(&cfg->egress_pin_dir, "/sys/fs/bpf/%s", cfg->cgroup_name) < 0) {
+		cfg->egress_pin_dir = NULL;
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	for (char *c = cfg->egress_pin_dir + strlen("/sys/fs/bpf/"); *c; c++)
+		if (*c == '.')
+			*c = '_';
+	return 0;
+}
+
 static int config_finish(struct sandcell_config *cfg, const char *filename,
 			 char *err, size_t errlen)
 {
@@ -617,12 +706,10 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 	j->file_size_limit = cfg->file_size_limit;
 	j->max_sandboxes = (unsigned)cfg->max_workers;
 	j->warm_sandboxes = (unsigned)cfg->warm_sandboxes;
+	if (check_egress(cfg, err, errlen) != 0)
+		return -1;
 	j->network = cfg->enable_network;
-	/* bpffs refuses names with a dot; one pin directory per daemon instance */
-	snprintf(cfg->egress_pin_dir, sizeof(cfg->egress_pin_dir), "/sys/fs/bpf/%s", cfg->cgroup_name);
-	for (char *c = cfg->egress_pin_dir + strlen("/sys/fs/bpf/"); *c; c++)
-		if (*c == '.')
-			*c = '_';
+	j->netns_path = cfg->netns;
 	j->egress_pin_dir = cfg->egress_pin_dir;
 	j->uid_base = (uid_t)cfg->uid_base;
 	j->extra_syscalls = cfg->extra_syscalls;
@@ -716,6 +803,13 @@ void config_describe(const struct sandcell_config *cfg, FILE *out)
 		const struct key_spec *k = &keys[i];
 		const void *field = (const char *)cfg + k->offset;
 
+		if (k->type == KEY_RULE) {
+			for (size_t r = 0; r < cfg->n_egress_rules; r++)
+				fprintf(out, "%s = %s\n", k->name, cfg->egress_rules[r]);
+			if (!cfg->n_egress_rules)
+				fprintf(out, "%s = (none)\n", k->name);
+			continue;
+		}
 		fprintf(out, "%s = ", k->name);
 		switch (k->type) {
 		case KEY_SECRET:
@@ -725,6 +819,7 @@ void config_describe(const struct sandcell_config *cfg, FILE *out)
 		case KEY_PATH:
 		case KEY_OPT_PATH:
 		case KEY_NAME:
+		case KEY_ADDRS:
 			fputs(*(char *const *)field ? *(char *const *)field : "(not set)", out);
 			break;
 		case KEY_UINT:
@@ -742,6 +837,8 @@ void config_describe(const struct sandcell_config *cfg, FILE *out)
 				fputs("(none)", out);
 			for (size_t s = 0; s < cfg->n_extra_syscalls; s++)
 				fprintf(out, "%s%d", s ? "," : "", cfg->extra_syscalls[s]);
+			break;
+		case KEY_RULE:
 			break;
 		}
 		fputc('\n', out);

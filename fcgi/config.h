@@ -34,7 +34,7 @@ struct sandcell_config {
 	uint64_t socket_mode;
 	uint64_t max_workers;
 	uint64_t warm_sandboxes;  /* per language, started ahead of requests */
-	char egress_pin_dir[256]; /* derived from cgroup_name */
+	char *egress_pin_dir;     /* NULL in the file: derived from cgroup_name */
 	uint64_t max_requests;
 	uint64_t worker_timeout;    /* seconds */
 	uint64_t max_body_size;     /* bytes */
@@ -50,6 +50,13 @@ struct sandcell_config {
 	bool enable_network;
 	bool enable_preload;
 	bool allow_processes;
+
+	/* network egress (fcgi/egress_policy.c turns these into the policy) */
+	char **egress_rules;        /* the egress_rule lines, in file order */
+	size_t n_egress_rules;
+	char *dns_servers;          /* as written; NULL: the host's /etc/resolv.conf */
+	bool egress_proxy_only;     /* only http_proxy/https_proxy are reachable */
+	char *netns;                /* namespace network sandboxes join; NULL: the host's */
 
 	int *extra_syscalls;
 	size_t n_extra_syscalls;

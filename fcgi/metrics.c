@@ -54,6 +54,15 @@ static atomic_uint_fast64_t requests[N_OUTCOMES];
 static atomic_uint_fast64_t limit_hits[N_KINDS];
 static struct histogram durations[METRICS_MAX_LANGUAGES];
 
+/* The eBPF programs' hooks (bpf/egress.c's names), and "other". */
+static const char *const hooks[] = {
+	"connect4", "connect6", "sendmsg4", "sendmsg6", "bind4", "bind6", "sock_create",
+	"skb_egress", "skb_ingress_listen", "other",
+};
+#define N_HOOKS (sizeof(hooks) / sizeof(hooks[0]))
+
+static atomic_uint_fast64_t blocked_by_hook[N_HOOKS];
+static atomic_bool blocked_by_hook_on;
 static _Atomic(metrics_blocked_fn) blocked_fn;
 static void *_Atomic blocked_ctx;
 
@@ -115,6 +124,19 @@ void metrics_set_blocked_source(metrics_blocked_fn fn, void *ctx)
 	atomic_store(&blocked_fn, fn);
 }
 
+void metrics_count_blocked(const char *hook, uint64_t n)
+{
+	size_t i;
+
+	atomic_store(&blocked_by_hook_on, true);
+	if (!hook)
+		return;
+	for (i = 0; i < N_HOOKS - 1; i++)
+		if (!strcmp(hook, hooks[i]))
+			break;
+	bump(&blocked_by_hook[i], n);
+}
+
 void metrics_reset(void)
 {
 	for (size_t i = 0; i < N_OUTCOMES; i++)
@@ -126,6 +148,9 @@ void metrics_reset(void)
 			atomic_store(&durations[l].bucket[b], 0);
 		atomic_store(&durations[l].sum_us, 0);
 	}
+	for (size_t i = 0; i < N_HOOKS; i++)
+		atomic_store(&blocked_by_hook[i], 0);
+	atomic_store(&blocked_by_hook_on, false);
 	metrics_set_blocked_source(NULL, NULL);
 }
 
@@ -206,6 +231,14 @@ static void render_blocked(FILE *f)
 	metrics_blocked_fn fn = atomic_load(&blocked_fn);
 	uint64_t total = 0;
 
+	if (atomic_load(&blocked_by_hook_on)) {
+		head(f, "sandcell_network_blocked_total", "counter",
+		     "Network attempts of sandboxes refused by the egress policy, by eBPF hook.");
+		for (size_t i = 0; i < N_HOOKS; i++)
+			fprintf(f, "sandcell_network_blocked_total{hook=\"%s\"} %llu\n", hooks[i],
+				(unsigned long long)get(&blocked_by_hook[i]));
+		return;
+	}
 	if (!fn || fn(&total, atomic_load(&blocked_ctx)) != 0)
 		return;
 	head(f, "sandcell_network_blocked_total", "counter",

@@ -29,6 +29,12 @@ void metrics_observe_run(const struct language *lang, double duration_ms, unsign
 typedef int (*metrics_blocked_fn)(uint64_t *total, void *ctx);
 void metrics_set_blocked_source(metrics_blocked_fn fn, void *ctx);
 
+/* Counts n blocked network attempts at an eBPF hook ("connect4", ...;
+ * unknown names count as "other"). The first call (n may be 0, hook NULL)
+ * makes sandcell_network_blocked_total{hook=...} appear, one series per
+ * hook; it then replaces the unlabelled total of a blocked source. */
+void metrics_count_blocked(const char *hook, uint64_t n);
+
 struct metrics_gauges {
 	unsigned in_flight;     /* requests admitted, running or waiting */
 	unsigned queued;        /* waiting for a worker */
