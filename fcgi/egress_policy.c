@@ -60,6 +60,7 @@ struct line {
 	size_t n_rules;
 	struct dns_result answer;       /* host lines: the addresses in use */
 	long long due_ms;               /* host lines: when to ask again */
+	bool resolved;                  /* host lines: asked at least once */
 };
 
 static struct {
@@ -417,6 +418,9 @@ static bool resolve_line(struct line *l, bool quiet)
 	char err[160], addrs[DNS_MAX_ADDRS * (INET6_ADDRSTRLEN + 1)];
 	uint32_t wait_s = EGRESS_POLICY_MIN_TTL;
 
+	/* a name that stays unresolvable is logged once, not every few seconds */
+	quiet |= l->resolved && l->answer.n == 0;
+	l->resolved = true;
 	if (dns_resolve(st.own, st.n_own, l->host, &r, err, sizeof(err)) != 0) {
 		if (!quiet)
 			log_event(LOG_LEVEL_WARN, "egress host name does not resolve: no rule for it",

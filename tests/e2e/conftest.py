@@ -12,6 +12,10 @@ Helpers for the tests:
     run_ok(stack, language, code)        run, assert HTTP 200 + code 0, return data
     stack.wait_no_leftovers()            nothing of the runs is left (processes,
                                          cgroups, host mounts, files in run_dir)
+
+Network: every stack started through new_stack() has `netns` set to a private
+namespace (created once per session, netns.py, no route out, deleted at the
+end), so whatever a network run of any test does never leaves this machine.
 """
 
 import json
@@ -24,6 +28,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack as stackmod  # noqa: E402
+import netns as netnsmod  # noqa: E402
 
 HTTP_TIMEOUT = 90  # seconds; only guards against a hung service, never a timing assertion
 
@@ -40,7 +45,18 @@ def srcdir():
     return os.environ.get("SANDCELL_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 
 
+_session_netns = []
+
+
+def session_netns():
+    """The private namespace network sandboxes of the default stacks join."""
+    if not _session_netns:
+        _session_netns.append(netnsmod.Netns("sc-e2e").create())
+    return _session_netns[0]
+
+
 def new_stack(**config):
+    config.setdefault("netns", session_netns().path)
     return stackmod.Stack(builddir(), srcdir=srcdir(), **config).start()
 
 
@@ -156,6 +172,11 @@ def pytest_sessionstart(session):
     # SIGTERM (a CI timeout, make being stopped) ends the session like Ctrl-C: the fixtures'
     # finalizers still stop every stack.
     signal.signal(signal.SIGTERM, _terminated)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for ns in _session_netns:
+        ns.delete()
 
 
 def dump(obj):

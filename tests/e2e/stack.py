@@ -370,13 +370,15 @@ class Stack:
 
     def _write_sandcell_conf(self):
         lines = ["# written by tests/e2e/stack.py"]
-        for k, v in self.config.items():
-            if isinstance(v, bool):
-                v = "true" if v else "false"
-            v = str(v)
-            if any(c in v for c in '"\n\\'):
-                raise ValueError("config value for %s cannot be written: %r" % (k, v))
-            lines.append('%s = "%s"' % (k, v) if k == "api_key" else "%s = %s" % (k, v))
+        for k, values in self.config.items():
+            # a list: a key that may repeat (egress_rule), one line per item, in order
+            for v in values if isinstance(values, list) else [values]:
+                if isinstance(v, bool):
+                    v = "true" if v else "false"
+                v = str(v)
+                if any(c in v for c in '"\n\\'):
+                    raise ValueError("config value for %s cannot be written: %r" % (k, v))
+                lines.append('%s = "%s"' % (k, v) if k == "api_key" else "%s = %s" % (k, v))
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
         os.chmod(self.conf_path, 0o600)
@@ -402,6 +404,23 @@ class Stack:
                          % (self.sandcelld.returncode, self.log()))
             time.sleep(0.05)
         raise StackError("sandcelld did not log `listening` within %ss:\n%s" % (timeout, self.log()))
+
+    def restart_sandcelld(self, sig=signal.SIGKILL, timeout=30):
+        """Ends sandcelld with sig (SIGKILL plays a crash) and starts it again with the same
+        configuration; nginx stays. The old log is kept as sandcelld.log.<n>. Returns the
+        old sandcelld's exit status."""
+        proc = self.sandcelld
+        proc.send_signal(sig)
+        try:
+            proc.wait(float(self.config.get("drain_timeout", 20)) + 10)
+        except subprocess.TimeoutExpired:
+            self.stop_problems.append("sandcelld did not exit after signal %d" % sig)
+            proc.kill()
+            proc.wait()
+        n = len([f for f in os.listdir(self.prefix) if f.startswith("sandcelld.log.")])
+        os.rename(self.log_path, "%s.%d" % (self.log_path, n))
+        self._start_sandcelld(timeout)
+        return proc.returncode
 
     def _write_nginx_conf(self):
         conf = os.path.join(self.prefix, "conf")

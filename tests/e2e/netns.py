@@ -1,0 +1,122 @@
+"""Private network namespaces for the network tests (TESTING.md's recipe).
+
+A Netns is created with `ip netns add`, has `lo` up and a veth pair h0/h1
+whose both ends stay inside it, with the addresses that play remote hosts
+on h0. It has no route out: `check_isolated()` insists that no interface but
+lo, h0 and h1 exists in it and that it has no default route, so a packet
+whose block failed can only reach the namespace's own listeners.
+
+    ns = Netns("sc-test").create()
+    with ns.entered():       # this thread (and what it starts) runs inside
+        ...
+    ns.delete()              # also on failure: callers use try/finally or a fixture
+
+`entered()` moves only the calling thread (setns(2) on it); subprocesses
+and threads started from that thread meanwhile inherit the namespace, which
+is how the network tests run nginx, sandcelld and the listeners inside it
+without `ip netns exec` (which would remount /sys and hide the cgroups).
+
+Standard library only.
+"""
+
+import atexit
+import contextlib
+import ctypes
+import os
+import subprocess
+
+CLONE_NEWNET = 0x40000000
+
+# name -> address on h0 (IPv4 /32s; nothing here is routable outside)
+HOSTS = {
+    "private": "10.1.2.3",
+    "metadata": "169.254.169.254",
+    "public": "198.51.100.7",
+    "public2": "198.51.100.8",
+    "dns": "198.51.100.53",
+    "proxy": "198.51.100.80",
+}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_live = []
+
+
+@atexit.register
+def _delete_live():
+    for ns in list(_live):
+        ns.delete()
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip"] + list(args), check=check, capture_output=True, text=True)
+
+
+def _setns(fd):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "setns: %s" % os.strerror(e))
+
+
+class Netns:
+    def __init__(self, prefix="sc-e2e"):
+        self.name = "%s-%d-%s" % (prefix, os.getpid(), os.urandom(3).hex())
+        self.path = "/run/netns/" + self.name
+        self.created = False
+
+    def create(self, hosts=HOSTS):
+        _ip("netns", "add", self.name)
+        self.created = True
+        _live.append(self)
+        try:
+            _ip("-n", self.name, "link", "set", "lo", "up")
+            _ip("-n", self.name, "link", "add", "h0", "type", "veth", "peer", "name", "h1")
+            for addr in hosts.values():
+                _ip("-n", self.name, "addr", "add", addr + "/32", "dev", "h0")
+            _ip("-n", self.name, "link", "set", "h0", "up")
+            _ip("-n", self.name, "link", "set", "h1", "up")
+            self.check_isolated()
+        except BaseException:
+            self.delete()
+            raise
+        return self
+
+    def check_isolated(self):
+        """Raises unless the namespace has only lo/h0/h1 and no default route."""
+        links = _ip("-n", self.name, "-o", "link", "show").stdout
+        names = sorted(l.split(":")[1].strip().split("@")[0] for l in links.splitlines())
+        if names != ["h0", "h1", "lo"]:
+            raise RuntimeError("namespace %s has interfaces %s" % (self.name, names))
+        for fam in ("-4", "-6"):
+            r = _ip(fam, "-n", self.name, "route", "show", "default").stdout.strip()
+            if r:
+                raise RuntimeError("namespace %s has a default route: %s" % (self.name, r))
+
+    def inode(self):
+        return os.stat(self.path).st_ino
+
+    def contains(self, pid="self"):
+        """True if the process (or this thread, for "self"/"thread-self") is inside."""
+        return os.stat("/proc/%s/ns/net" % pid).st_ino == self.inode()
+
+    @contextlib.contextmanager
+    def entered(self):
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        target = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+            try:
+                if not self.contains("thread-self"):
+                    raise RuntimeError("setns did not move this thread into %s" % self.name)
+                yield self
+            finally:
+                _setns(own)
+        finally:
+            os.close(own)
+            os.close(target)
+
+    def delete(self):
+        if self.created:
+            _ip("netns", "del", self.name, check=False)
+            self.created = False
+        if self in _live:
+            _live.remove(self)
