@@ -638,6 +638,12 @@ void egress_policy_stop(void)
 	}
 	free_lines();
 	st.loaded = false;
+	/* run_dir is left as it was found (no sandbox binds them any more) */
+	if (st.resolv_path[0])
+		unlink(st.resolv_path);
+	if (st.hosts_path[0])
+		unlink(st.hosts_path);
+	st.resolv_path[0] = st.hosts_path[0] = '\0';
 }
 
 /* ---- --check ----------------------------------------------------------------- */

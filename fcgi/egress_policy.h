@@ -9,7 +9,8 @@
  *                             network sandboxes see
  *   egress_policy_start()     after executor_init(): resolve, install, and
  *                             (with host names) a thread that re-resolves
- *   egress_policy_stop()      at exit
+ *   egress_policy_stop()      at exit, with no sandbox left: stops the
+ *                             thread, removes the two files
  */
 #ifndef SANDCELL_FCGI_EGRESS_POLICY_H
 #define SANDCELL_FCGI_EGRESS_POLICY_H

@@ -116,9 +116,11 @@ static int check(struct sandcell_config *cfg, const char *path)
 	rc = executor_init(&cfg->jail, err, sizeof(err));
 	if (rc == 0) {
 		executor_shutdown();
+		egress_policy_stop();
 		printf("executor: OK\n");
 		return 0;
 	}
+	egress_policy_stop();
 	printf("executor: FAILED: %s\n", err);
 	return 1;
 }
@@ -210,6 +212,7 @@ int main(int argc, char **argv)
 	}
 	if (executor_init(&cfg.jail, err, sizeof(err)) < 0) {
 		log_event(LOG_LEVEL_ERROR, "executor init failed", "error", err, NULL);
+		egress_policy_stop();
 		server_unlisten(&cfg);
 		return 1;
 	}
