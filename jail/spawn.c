@@ -91,22 +91,37 @@ static _Noreturn void report_and_exit(int fd, const char *what)
 	_exit(127);
 }
 
-static int send_fd(int sock, int fd)
-{
-	char dummy = 'n';
-	struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+/* One byte that carries one descriptor (SCM_RIGHTS). */
+struct fd_message {
+	char byte;
+	struct iovec iov;
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	struct msghdr msg;
+};
+
+static void fd_message_init(struct fd_message *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->byte = 'n';
+	m->iov = (struct iovec){ .iov_base = &m->byte, .iov_len = 1 };
+	m->msg = (struct msghdr){ .msg_iov = &m->iov, .msg_iovlen = 1,
+				  .msg_control = m->u.buf, .msg_controllen = sizeof(m->u.buf) };
+}
+
+static int send_fd(int sock, int fd)
+{
+	struct fd_message m;
+
+	fd_message_init(&m);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m.msg);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	return sendmsg(sock, &m.msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
 /* Puts the stdio pipes at 0-2 and the channels at FD_RESULT..FD_STATUS, then
@@ -273,20 +288,15 @@ static pid_t clone_into_jail(const struct spawn_plan *plan, struct cgroup_run *c
 
 static int recv_fd(int sock)
 {
-	char dummy;
-	struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+	struct fd_message m;
+	int fd;
+
+	fd_message_init(&m);
+	if (recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC) != 1)
 		return -1;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m.msg);
 	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
 		return -1;
-	int fd;
 	memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
 }
