@@ -276,6 +276,9 @@ static void check_egress(const struct sandcell_config *cfg)
 		"pins would be in %s", cfg->egress_pin_dir);
 	for (char *save = NULL, *l = strtok_r(report, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
 		printf("%-22s       %s\n", "", l);
+	const char *pin_problem = egress_policy_pin_dir_problem(cfg->egress_pin_dir);
+	if (pin_problem)
+		finding(false, false, "egress pin directory", "%s: %s", cfg->egress_pin_dir, pin_problem);
 	printf("egress policy\n");
 	fflush(stdout);
 	egress_policy_describe(cfg, stdout, "                             ");

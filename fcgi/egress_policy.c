@@ -39,6 +39,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -647,6 +649,26 @@ void egress_policy_stop(void)
 }
 
 /* ---- --check ----------------------------------------------------------------- */
+
+const char *egress_policy_pin_dir_problem(const char *pin_dir)
+{
+	char path[4096];
+	struct statfs sf;
+
+	/* egress_open() mounts bpffs on /sys/fs/bpf when nothing is there */
+	if (!strncmp(pin_dir, "/sys/fs/bpf/", 12))
+		return NULL;
+	snprintf(path, sizeof(path), "%s", pin_dir);
+	for (;;) {
+		if (statfs(path, &sf) == 0)
+			return sf.f_type == BPF_FS_MAGIC ? NULL :
+			       "not on a bpf filesystem: network runs will be refused";
+		char *slash = strrchr(path, '/');
+		if (!slash || slash == path)
+			return "cannot be checked";
+		*slash = '\0';
+	}
+}
 
 void egress_policy_describe(const struct sandcell_config *cfg, FILE *out, const char *indent)
 {

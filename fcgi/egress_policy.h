@@ -41,6 +41,9 @@ int egress_policy_start(const struct sandcell_config *cfg);
 
 void egress_policy_stop(void);
 
+/* For --check: NULL if pin_dir can hold the programs' pins, else why not. */
+const char *egress_policy_pin_dir_problem(const char *pin_dir);
+
 /* For --check: the resolvers and the policy as it would be installed now
  * (host names resolved), one rule per line, each line starting with indent. */
 void egress_policy_describe(const struct sandcell_config *cfg, FILE *out, const char *indent);

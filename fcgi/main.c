@@ -87,7 +87,9 @@ static void check_egress(const struct sandcell_config *cfg)
 	       : "FAILED: network runs will be refused (runs without network work)");
 	for (char *save = NULL, *l = strtok_r(report, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
 		printf("  %s\n", l);
-	printf("  pin directory: %s\n", cfg->egress_pin_dir);
+	const char *pin_problem = egress_policy_pin_dir_problem(cfg->egress_pin_dir);
+	printf("  pin directory: %s%s%s\n", cfg->egress_pin_dir, pin_problem ? ": FAILED: " : "",
+	       pin_problem ? pin_problem : "");
 	printf("egress policy:\n");
 	egress_policy_describe(cfg, stdout, "  ");
 }

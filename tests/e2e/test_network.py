@@ -662,6 +662,9 @@ def test_load_failure_refuses_network_runs(net, tmp_path):
     assert run_ok(s, "python3", "print(6 * 7)")["stdout"] == "42\n"
     assert run_ok(s, "nodejs", "console.log(6 * 7)")["stdout"] == "42\n"
     assert "network runs will be refused" in s.log(200)
+    r = subprocess.run([s.sandcelld_bin, "--config", s.conf_path, "--check"],
+                       capture_output=True, text=True, timeout=120)
+    assert "pin directory: %s: FAILED: not on a bpf filesystem" % pin_dir in r.stdout, r.stdout
 
 
 def test_check_reports_egress(net, stack):
