@@ -89,7 +89,7 @@ static bool is_power_of_ten(unsigned long long n)
 	return n == 1;
 }
 
-static void log_blocked(const char *id, const struct egress_event *ev)
+static void log_blocked(const char *id, const char *language, const struct egress_event *ev)
 {
 	struct log_line l;
 	char dest[96];
@@ -97,6 +97,8 @@ static void log_blocked(const char *id, const struct egress_event *ev)
 	format_destination(ev, dest, sizeof(dest));
 	log_begin(&l, LOG_LEVEL_WARN, "network attempt blocked");
 	log_str(&l, "id", id);
+	if (language)
+		log_str(&l, "language", language);
 	log_str(&l, "destination", dest);
 	log_str(&l, "protocol", protocol_name(ev->protocol));
 	log_str(&l, "hook", egress_hook_name(ev->hook));
@@ -104,7 +106,7 @@ static void log_blocked(const char *id, const struct egress_event *ev)
 	log_end(&l);
 }
 
-void egress_log_event(const char *tag, const struct egress_event *ev)
+void egress_log_event(const char *tag, const char *language, const struct egress_event *ev)
 {
 	const char *id = tag && *tag ? tag : "-";
 	uint64_t c = ev->count, added = c <= 1 ? 1 : c - c / 2;
@@ -118,7 +120,7 @@ void egress_log_event(const char *tag, const struct egress_event *ev)
 		t->logged++;
 	pthread_mutex_unlock(&lg.lock);
 	if (full) {
-		log_blocked(id, ev);
+		log_blocked(id, language, ev);
 	} else if (is_power_of_ten(suppressed)) {
 		char n[24];
 		snprintf(n, sizeof(n), "%llu", suppressed);
@@ -127,10 +129,11 @@ void egress_log_event(const char *tag, const struct egress_event *ev)
 	}
 }
 
-static void on_blocked(const char *tag, const struct egress_event *ev, void *ctx)
+static void on_blocked(const char *tag, const char *language, const struct egress_event *ev,
+		       void *ctx)
 {
 	(void)ctx;
-	egress_log_event(tag, ev);
+	egress_log_event(tag, language, ev);
 }
 
 void egress_log_start(void)

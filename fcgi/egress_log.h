@@ -15,6 +15,6 @@ void egress_log_start(void);
 
 /* What the executor's callback does with one event; tag is the request id
  * (NULL if the sandbox is gone). Exposed for unit tests. */
-void egress_log_event(const char *tag, const struct egress_event *ev);
+void egress_log_event(const char *tag, const char *language, const struct egress_event *ev);
 
 #endif

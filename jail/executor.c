@@ -52,7 +52,8 @@ struct sandbox {
 	uint64_t cgroup_id;
 	struct spawned proc;
 	bool running;
-	bool admitted;          /* holds the egress policy */
+	bool admitted;          /* holds an egress policy: */
+	uint32_t policy;        /* which one */
 	char tag[64];           /* the request it serves, for logs */
 	char header[32];
 	struct collect_input input;
@@ -303,16 +304,19 @@ const char *executor_network_refusal(void)
 	return network_refusal();
 }
 
-/* The tag of the live sandbox with this cgroup id, for network.c's reports. */
-static const char *tag_of_cgroup(uint64_t cgroup_id, char *buf, size_t len)
+/* The tag and language of the live sandbox with this cgroup id, for
+ * network.c's reports. */
+static bool describe_cgroup(uint64_t cgroup_id, char *tag, size_t tag_len, char *language,
+			    size_t language_len)
 {
-	const char *found = NULL;
+	bool found = false;
 	pthread_mutex_lock(&ex.lock);
 	for (unsigned i = 0; ex.slots && i < ex.n_slots && !found; i++) {
 		struct sandbox *sb = ex.slots[i];
 		if (sb && sb->cgroup_id == cgroup_id && sb->tag[0]) {
-			snprintf(buf, len, "%s", sb->tag);
-			found = buf;
+			snprintf(tag, tag_len, "%s", sb->tag);
+			snprintf(language, language_len, "%s", executor_kind_name(sb->kind));
+			found = true;
 		}
 	}
 	pthread_mutex_unlock(&ex.lock);
@@ -321,7 +325,7 @@ static const char *tag_of_cgroup(uint64_t cgroup_id, char *buf, size_t len)
 
 void executor_on_blocked(executor_blocked_fn fn, void *ctx)
 {
-	network_on_blocked(fn, ctx, tag_of_cgroup);
+	network_on_blocked(fn, ctx, describe_cgroup);
 }
 
 /* ---- one sandbox ----------------------------------------------------------------- */
@@ -405,7 +409,7 @@ void sandbox_destroy(struct sandbox *sb)
 {
 	cgroup_run_destroy(&sb->cg);
 	if (sb->admitted)
-		network_release(sb->cgroup_id);
+		network_release(sb->cgroup_id, sb->policy);
 	/* reap the jail's init unless the run did: a zombie keeps its pid
 	 * charged to the slot's pids cgroup */
 	siginfo_t info;
@@ -454,7 +458,7 @@ int sandbox_take(const struct language *lang, bool network, const char *tag, str
 	if (!sb && sandbox_spawn(kind, "run", true, &sb, err, errlen) != 0)
 		return -1;
 	if (network) {
-		if (network_admit(sb->cgroup_id, err, errlen) != 0) {
+		if (network_admit(sb->cgroup_id, &sb->policy, err, errlen) != 0) {
 			pool_retire(sb);
 			return -1;
 		}

@@ -144,8 +144,10 @@ int executor_set_egress_policy(const struct egress_rule *rules, size_t n, char *
 const char *executor_network_refusal(void);
 
 /* Calls fn (from a background thread) for every blocked network attempt of
- * a sandbox, with the tag it was taken with (NULL if it is gone). */
-typedef void (*executor_blocked_fn)(const char *tag, const struct egress_event *ev, void *ctx);
+ * a sandbox, with the tag it was taken with and its language (both NULL if
+ * it is gone). */
+typedef void (*executor_blocked_fn)(const char *tag, const char *language,
+				    const struct egress_event *ev, void *ctx);
 void executor_on_blocked(executor_blocked_fn fn, void *ctx);
 
 void run_result_free(struct run_result *res);

@@ -32,19 +32,31 @@
 #include "bpf/egress.h"
 #include "jail/network.h"
 
-/* The one policy of network sandboxes. */
-#define POLICY_ID 1
+/* Policies are installed under a new id each time (a generation), so that a
+ * running sandbox keeps the rules it started with; an id is deleted once no
+ * sandbox holds it. With more generations alive than this, the newest is
+ * replaced in place instead. */
+#define MAX_GENERATIONS 16
+
+struct generation {
+	uint32_t id;
+	unsigned holders;   /* sandboxes admitted under it */
+};
 
 static struct {
+	pthread_mutex_t lock;   /* everything below but the callback fields */
 	bool open, policy_ready;
+	struct generation gens[MAX_GENERATIONS];
+	size_t n_gens;          /* gens[n_gens - 1] is the current policy */
+	uint32_t next_id;
 	char refusal[1200];
 	int netns_fd;
 	pthread_t events;
 	atomic_bool events_running;
 	executor_blocked_fn blocked;
 	void *blocked_ctx;
-	const char *(*lookup)(uint64_t, char *, size_t);
-} net = { .netns_fd = -1 };
+	bool (*lookup)(uint64_t, char *, size_t, char *, size_t);
+} net = { .lock = PTHREAD_MUTEX_INITIALIZER, .netns_fd = -1, .next_id = 1 };
 
 static void refuse(const char *why, const char *detail)
 {
@@ -53,12 +65,12 @@ static void refuse(const char *why, const char *detail)
 
 static void report_event(const struct egress_event *ev, void *ctx)
 {
-	char buf[128];
+	char tag[128], language[32];
 	(void)ctx;
 	if (!net.blocked)
 		return;
-	const char *tag = net.lookup ? net.lookup(ev->cgroup_id, buf, sizeof(buf)) : NULL;
-	net.blocked(tag, ev, net.blocked_ctx);
+	bool known = net.lookup && net.lookup(ev->cgroup_id, tag, sizeof(tag), language, sizeof(language));
+	net.blocked(known ? tag : NULL, known ? language : NULL, ev, net.blocked_ctx);
 }
 
 static void *events_main(void *arg)
@@ -100,6 +112,9 @@ void network_init(const struct jail_config *cfg, const char *cgroup_parent)
 	}
 	net.open = true;
 	egress_for_each_assigned(forget_stale, NULL);
+	/* policies an earlier sandcelld left: their sandboxes are gone */
+	for (uint32_t id = 1; id <= 1024; id++)
+		egress_delete_policy(id);
 	atomic_store(&net.events_running, true);
 	if (pthread_create(&net.events, NULL, events_main, NULL) != 0)
 		atomic_store(&net.events_running, false);
@@ -110,17 +125,38 @@ void network_shutdown(void)
 {
 	if (atomic_exchange(&net.events_running, false))
 		pthread_join(net.events, NULL);
+	pthread_mutex_lock(&net.lock);
 	if (net.open)
 		egress_detach_and_unpin();
 	net.open = net.policy_ready = false;
+	net.n_gens = 0;
 	if (net.netns_fd >= 0)
 		close(net.netns_fd);
 	net.netns_fd = -1;
+	pthread_mutex_unlock(&net.lock);
 }
 
-const char *network_refusal(void)
+/* Called locked. */
+static const char *refusal_locked(void)
 {
 	return net.open && net.policy_ready ? NULL : net.refusal;
+}
+
+/* Copies the reason network runs are refused into the caller's buffer (the
+ * text may change under another thread), or returns NULL. */
+const char *network_refusal(void)
+{
+	static __thread char copy[sizeof(net.refusal)];
+	const char *why;
+
+	pthread_mutex_lock(&net.lock);
+	why = refusal_locked();
+	if (why) {
+		snprintf(copy, sizeof(copy), "%s", why);
+		why = copy;
+	}
+	pthread_mutex_unlock(&net.lock);
+	return why;
 }
 
 int network_netns_fd(void)
@@ -128,44 +164,88 @@ int network_netns_fd(void)
 	return net.netns_fd;
 }
 
+/* Drops generations no sandbox holds, but the current one. Called locked. */
+static void forget_unheld_generations(void)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < net.n_gens; i++) {
+		if (net.gens[i].holders == 0 && i + 1 < net.n_gens)
+			egress_delete_policy(net.gens[i].id);
+		else
+			net.gens[kept++] = net.gens[i];
+	}
+	net.n_gens = kept;
+}
+
 int network_set_policy(const struct egress_rule *rules, size_t n, char *err, size_t errlen)
 {
+	int rc = -1;
+
+	pthread_mutex_lock(&net.lock);
 	if (!net.open) {
 		snprintf(err, errlen, "%s", net.refusal);
-		return -1;
+		goto out;
 	}
-	if (egress_set_policy(POLICY_ID, rules, n, err, errlen) != 0) {
+	forget_unheld_generations();
+	bool in_place = net.n_gens == MAX_GENERATIONS;
+	uint32_t id = in_place ? net.gens[net.n_gens - 1].id : net.next_id;
+	if (egress_set_policy(id, rules, n, err, errlen) != 0) {
 		net.policy_ready = false;
 		refuse("installing the egress policy failed", err);
-		return -1;
+		goto out;
+	}
+	if (!in_place) {
+		net.gens[net.n_gens++] = (struct generation){ .id = id };
+		net.next_id++;
+		forget_unheld_generations();
 	}
 	net.policy_ready = true;
-	return 0;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&net.lock);
+	return rc;
 }
 
-int network_admit(uint64_t cgroup_id, char *err, size_t errlen)
+int network_admit(uint64_t cgroup_id, uint32_t *policy, char *err, size_t errlen)
 {
-	const char *why = network_refusal();
+	int rc = -1;
+
+	pthread_mutex_lock(&net.lock);
+	const char *why = refusal_locked();
 	if (why) {
 		snprintf(err, errlen, "network is not available: %s", why);
-		return -1;
+		goto out;
 	}
-	int rc = egress_assign(cgroup_id, POLICY_ID);
-	if (rc < 0) {
-		snprintf(err, errlen, "could not give the sandbox its egress policy: %s", strerror(-rc));
-		return -1;
+	struct generation *g = &net.gens[net.n_gens - 1];
+	int e = egress_assign(cgroup_id, g->id);
+	if (e < 0) {
+		snprintf(err, errlen, "could not give the sandbox its egress policy: %s", strerror(-e));
+		goto out;
 	}
-	return 0;
+	g->holders++;
+	*policy = g->id;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&net.lock);
+	return rc;
 }
 
-void network_release(uint64_t cgroup_id)
+void network_release(uint64_t cgroup_id, uint32_t policy)
 {
-	if (net.open)
+	pthread_mutex_lock(&net.lock);
+	if (net.open) {
 		egress_unassign(cgroup_id);
+		for (size_t i = 0; i < net.n_gens; i++)
+			if (net.gens[i].id == policy && net.gens[i].holders > 0)
+				net.gens[i].holders--;
+		forget_unheld_generations();
+	}
+	pthread_mutex_unlock(&net.lock);
 }
 
 void network_on_blocked(executor_blocked_fn fn, void *ctx,
-			const char *(*lookup)(uint64_t cgroup_id, char *buf, size_t len))
+			bool (*lookup)(uint64_t cgroup_id, char *tag, size_t tag_len, char *language,
+				       size_t language_len))
 {
 	net.blocked_ctx = ctx;
 	net.lookup = lookup;

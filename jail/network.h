@@ -3,6 +3,7 @@
 #ifndef SANDCELL_NETWORK_H
 #define SANDCELL_NETWORK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,14 +25,17 @@ int network_netns_fd(void);
 
 int network_set_policy(const struct egress_rule *rules, size_t n, char *err, size_t errlen);
 
-/* Gives a network sandbox's cgroup the policy, before its code runs. */
-int network_admit(uint64_t cgroup_id, char *err, size_t errlen);
+/* Gives a network sandbox's cgroup the current policy, before its code
+ * runs; *policy tells which, for network_release. */
+int network_admit(uint64_t cgroup_id, uint32_t *policy, char *err, size_t errlen);
 
 /* Takes it away again (the cgroup is gone or going). */
-void network_release(uint64_t cgroup_id);
+void network_release(uint64_t cgroup_id, uint32_t policy);
 
-/* Where blocked attempts go; lookup tells the tag of a cgroup id. */
+/* Where blocked attempts go; lookup fills the tag and language of the live
+ * sandbox with a cgroup id (false: none). */
 void network_on_blocked(executor_blocked_fn fn, void *ctx,
-			const char *(*lookup)(uint64_t cgroup_id, char *buf, size_t len));
+			bool (*lookup)(uint64_t cgroup_id, char *tag, size_t tag_len, char *language,
+				       size_t language_len));
 
 #endif
