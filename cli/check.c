@@ -284,7 +284,7 @@ static void check_egress(const struct sandcell_config *cfg)
 	egress_policy_describe(cfg, stdout, "                             ");
 }
 
-static void check_executor(const struct sandcell_config *cfg)
+static void check_executor(struct sandcell_config *cfg)
 {
 	char err[512] = "";
 
@@ -296,7 +296,7 @@ static void check_executor(const struct sandcell_config *cfg)
 	}
 }
 
-int cli_check(const struct sandcell_config *cfg, const char *config_path)
+int cli_check(struct sandcell_config *cfg, const char *config_path)
 {
 	struct utsname u;
 

@@ -19,10 +19,10 @@ int cli_private_config(struct sandcell_config *cfg, char *err, size_t errlen);
 
 /* executor_init() for that identity (creating the parent run_dir if it is
  * missing); cli_executor_stop() undoes all of it. */
-int cli_executor_start(const struct sandcell_config *cfg, char *err, size_t errlen);
+int cli_executor_start(struct sandcell_config *cfg, char *err, size_t errlen);
 void cli_executor_stop(const struct sandcell_config *cfg);
 
 /* `sandcell check`: prints the report, returns the exit status. */
-int cli_check(const struct sandcell_config *cfg, const char *config_path);
+int cli_check(struct sandcell_config *cfg, const char *config_path);
 
 #endif

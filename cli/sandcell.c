@@ -27,6 +27,8 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "fcgi/egress_policy.h"
+#include "fcgi/log.h"
 #include "jail/jail.h"
 
 #ifndef PACKAGE_VERSION
@@ -77,12 +79,15 @@ int cli_private_config(struct sandcell_config *cfg, char *err, size_t errlen)
 			 (unsigned long long)cfg->uid_base);
 		return -1;
 	}
-	if (append_pid(&cfg->run_dir, "/cli-", pid) || append_pid(&cfg->cgroup_name, "-cli-", pid)) {
+	/* its own egress pins too: adopting the daemon's would detach them at exit */
+	if (append_pid(&cfg->run_dir, "/cli-", pid) || append_pid(&cfg->cgroup_name, "-cli-", pid) ||
+	    append_pid(&cfg->egress_pin_dir, "-cli-", pid)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	cfg->jail.run_dir = cfg->run_dir;
 	cfg->jail.cgroup_name = cfg->cgroup_name;
+	cfg->jail.egress_pin_dir = cfg->egress_pin_dir;
 	cfg->jail.uid_base = (uid_t)uid;
 	cfg->jail.max_sandboxes = 1;
 	/* one run, started cold: a warm pool would only cost start-up time */
@@ -129,7 +134,7 @@ static int make_run_parent(const char *run_dir, char *err, size_t errlen)
 	return -1;
 }
 
-int cli_executor_start(const struct sandcell_config *cfg, char *err, size_t errlen)
+int cli_executor_start(struct sandcell_config *cfg, char *err, size_t errlen)
 {
 	if (geteuid() != 0) {
 		snprintf(err, errlen, "sandcell must run as root to build jails");
@@ -137,6 +142,14 @@ int cli_executor_start(const struct sandcell_config *cfg, char *err, size_t errl
 	}
 	if (make_run_parent(cfg->run_dir, err, errlen) < 0)
 		return -1;
+	/* the name files network sandboxes bind are written before the executor */
+	if ((mkdir(cfg->run_dir, 0700) != 0 && errno != EEXIST) ||
+	    egress_policy_prepare(cfg, err, errlen) < 0) {
+		if (!err[0])
+			snprintf(err, errlen, "mkdir %s: %s", cfg->run_dir, strerror(errno));
+		cli_executor_stop(cfg);
+		return -1;
+	}
 	pthread_mutex_lock(&executor_lock);
 	if (stop_requested) {
 		snprintf(err, errlen, "interrupted");
@@ -148,11 +161,14 @@ int cli_executor_start(const struct sandcell_config *cfg, char *err, size_t errl
 		cli_executor_stop(cfg);
 		return -1;
 	}
+	/* network runs are refused (fail closed) until the policy is installed */
+	egress_policy_start(cfg);
 	return 0;
 }
 
 void cli_executor_stop(const struct sandcell_config *cfg)
 {
+	egress_policy_stop();
 	pthread_mutex_lock(&executor_lock);
 	executor_shutdown();
 	executor_live = false;
@@ -297,7 +313,7 @@ static int exit_status_of(const struct run_result *res)
 	return 137; /* killed for a limit or the timeout */
 }
 
-static int run_program(const struct sandcell_config *cfg, const struct cli_options *o)
+static int run_program(struct sandcell_config *cfg, const struct cli_options *o)
 {
 	const char *name = cli_language(o);
 	const struct language *lang = language_find(name);
@@ -353,6 +369,7 @@ int main(int argc, char **argv)
 
 	if (jail_init_dispatch(argc, argv))
 		return 0; /* not reached: a sandbox's init */
+	log_set_min_level(LOG_LEVEL_WARN);
 	if (cli_parse(argc, argv, &o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandcell: %s\n%s", err, cli_usage);
 		return CLI_EXIT_USAGE;

@@ -98,10 +98,18 @@ static void append_timestamp(struct log_line *l)
 	append(l, buf, (size_t)n);
 }
 
+static enum log_level min_level = LOG_LEVEL_INFO;
+
+void log_set_min_level(enum log_level level)
+{
+	min_level = level;
+}
+
 void log_begin(struct log_line *l, enum log_level level, const char *msg)
 {
 	l->len = 0;
 	l->truncated = false;
+	l->level = level;
 	append_timestamp(l);
 	append(l, " level=", 7);
 	append(l, level_names[level], strlen(level_names[level]));
@@ -146,6 +154,8 @@ void log_ms(struct log_line *l, const char *key, double ms)
 
 void log_end(struct log_line *l)
 {
+	if (l->level < min_level)
+		return;
 	if (l->truncated) {
 		memcpy(l->buf + l->len, " truncated=true", 15);
 		l->len += 15;

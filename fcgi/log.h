@@ -20,7 +20,12 @@ struct log_line {
 	char buf[LOG_LINE_MAX];
 	size_t len;
 	bool truncated;
+	enum log_level level;
 };
+
+/* Lines below level are not written (the CLI keeps the terminal for the
+ * program's own output). Default: everything. */
+void log_set_min_level(enum log_level level);
 
 void log_begin(struct log_line *l, enum log_level level, const char *msg);
 void log_str(struct log_line *l, const char *key, const char *value);

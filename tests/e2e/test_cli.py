@@ -139,3 +139,34 @@ def test_does_not_disturb_a_running_daemon(stack, tmp_path):
     assert_alive(stack)
     problems = stack.wait_no_leftovers()
     assert not problems, problems
+
+
+def test_network_run_is_under_the_egress_policy(cli_conf, tmp_path):
+    # The listener plays a host service on loopback: the policy must refuse the connect
+    # at once (EPERM) and the listener must receive nothing. Loopback only: if the block
+    # failed, nothing would leave the machine.
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    prog = tmp_path / "net.py"
+    prog.write_text("import socket\n"
+                    "try:\n"
+                    "    socket.create_connection(('127.0.0.1', %d), timeout=3)\n"
+                    "    print('connected')\n"
+                    "except OSError as e:\n"
+                    "    print('refused', e.errno)\n" % port)
+    r = sandcell(cli_conf, "run", "--network", str(prog))
+    try:
+        listener.accept()
+        received = True
+    except OSError:
+        received = False
+    listener.close()
+    assert r.returncode == 0, r
+    assert r.stdout == b"refused 1\n", r
+    assert not received
+    assert_nothing_left(cli_conf)
+    assert not [p for p in os.listdir("/sys/fs/bpf") if p.startswith(cli_conf["cgroup_name"])]
