@@ -334,10 +334,11 @@ static int add_personality_rules(struct builder *b)
 /* rt_sigaction: every signal but SIGXFSZ. CPython and Node set SIGXFSZ to
  * SIG_IGN at start-up, so a write past RLIMIT_FSIZE would only fail with
  * EFBIG and the run could not be told apart from any other error. With the
- * supervisor (notify), rt_sigaction(SIGXFSZ) goes to it: it pretends to
- * ignore the signal and leaves the default, so the limit ends the program
- * with SIGXFSZ ("error: file size limit exceeded"), as in C. Without a
- * supervisor the call is simply allowed. */
+ * supervisor (notify), rt_sigaction(SIGXFSZ) goes to it: a call without an
+ * old action (Node's) is answered as done without doing it, so the limit
+ * ends the program with SIGXFSZ ("error: file size limit exceeded"); the
+ * Python runner resets the signal itself. Without a supervisor the call is
+ * simply allowed. */
 static int add_sigaction_rules(struct builder *b, bool notify)
 {
 	static const uint32_t routed[] = {SIGXFSZ};
