@@ -68,12 +68,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--builddir", default="build")
     ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--warm", type=int, default=2,
+                    help="warm_sandboxes of the stack (0: every run starts its jail cold)")
     ap.add_argument("--gap-ms", type=int, default=100,
                     help="pause before each request: latency at a steady request rate, "
                          "with time for warm sandboxes to be replaced")
     args = ap.parse_args()
 
-    stack = Stack(args.builddir, name="bench")
+    stack = Stack(args.builddir, name="bench", warm_sandboxes=args.warm)
     stack.start()
     try:
         print("%-8s %-9s %9s %9s %9s %7s" % ("language", "how", "median", "p90", "mean", "ratio"))
@@ -83,8 +85,8 @@ def main():
             print("%-8s %-9s %8.1fms %8.1fms %8.1fms %7s" % ((language, "bare") + base + ("1.00",)))
             print("%-8s %-9s %8.1fms %8.1fms %8.1fms %7.2f" %
                   ((language, "sandcell") + ours + (ours[0] / base[0],)))
-        print("(%d runs each, one at a time, %d ms apart; ratio = median sandcell / median bare)"
-              % (args.runs, args.gap_ms))
+        print("(%d runs each, one at a time, %d ms apart, warm_sandboxes = %d; "
+              "ratio = median sandcell / median bare)" % (args.runs, args.gap_ms, args.warm))
     finally:
         stack.stop()
 
