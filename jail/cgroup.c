@@ -352,27 +352,6 @@ static int remove_dir(const char *dir, long long deadline)
 	return 0;
 }
 
-/* Removes every cgroup below dir (v2; its tasks are already killed). */
-static void remove_v2_children(const char *dir, long long deadline)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_type != DT_DIR || e->d_name[0] == '.')
-			continue;
-		char sub[PATH_MAX];
-		if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub)
-			continue;
-		remove_v2_children(sub, deadline);
-		if (!wait_v2_empty(-1, sub, deadline))
-			cgroup_warn("%s did not empty in time", sub);
-		if (remove_dir(sub, deadline) < 0)
-			cgroup_warn("rmdir %s: %m", sub);
-	}
-	closedir(d);
-}
 
 /* SIGKILLs every process listed in a v1 cgroup. The pidfd pins the process
  * before we check that it is still listed, so a recycled pid is never hit. */
@@ -419,8 +398,10 @@ static void slot_dir(enum v1_controller c, unsigned slot, char *dir)
 	snprintf(dir, PATH_MAX, "%s/slot%u", cgs.v1_parent[c], slot);
 }
 
-/* Removes every slot cgroup below a v1 parent (killing what is inside). */
-static void remove_v1_children(const char *dir, long long deadline)
+/* Removes every cgroup below dir, deepest first, once empty() says it has
+ * emptied: v2 (its tasks are already killed) or v1 slots (empty_v1 kills). */
+static void remove_children(const char *dir, long long deadline,
+			    bool (*empty)(const char *dir, long long deadline))
 {
 	DIR *d = opendir(dir);
 	if (!d)
@@ -432,13 +413,18 @@ static void remove_v1_children(const char *dir, long long deadline)
 		char sub[PATH_MAX];
 		if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub)
 			continue;
-		remove_v1_children(sub, deadline);
-		if (!empty_v1(sub, deadline))
+		remove_children(sub, deadline, empty);
+		if (!empty(sub, deadline))
 			cgroup_warn("%s did not empty in time", sub);
 		if (remove_dir(sub, deadline) < 0)
 			cgroup_warn("rmdir %s: %m", sub);
 	}
 	closedir(d);
+}
+
+static bool empty_v2(const char *dir, long long deadline)
+{
+	return wait_v2_empty(-1, dir, deadline);
 }
 
 /* ---- start-up ------------------------------------------------------------------- */
@@ -502,7 +488,7 @@ static int prepare_v2_parent(char *err, size_t errlen)
 	cgroup_warn("reusing leftover %s: killing and removing its children", cgs.parent);
 	char ignored[256];
 	write_file(-1, cgs.parent, "cgroup.kill", "1", ignored, sizeof ignored);
-	remove_v2_children(cgs.parent, now_ms() + EMPTY_WAIT_MS);
+	remove_children(cgs.parent, now_ms() + EMPTY_WAIT_MS, empty_v2);
 	return 0;
 }
 
@@ -561,7 +547,7 @@ static int create_v1_slots(char *err, size_t errlen)
 		if (make_dir(cgs.v1_parent[c], err, errlen) < 0)
 			return -1;
 		/* Slots of an earlier sandcelld may hold other limits. */
-		remove_v1_children(cgs.v1_parent[c], now_ms() + EMPTY_WAIT_MS);
+		remove_children(cgs.v1_parent[c], now_ms() + EMPTY_WAIT_MS, empty_v1);
 		for (unsigned s = 0; s < cgs.nslots; s++) {
 			char dir[PATH_MAX];
 			slot_dir(c, s, dir);
@@ -636,13 +622,13 @@ void cgroups_cleanup(void)
 	if (write_file(-1, cgs.parent, "cgroup.kill", "1", ignored, sizeof ignored) < 0 &&
 	    errno != ENOENT)
 		cgroup_warn("%s", ignored);
-	remove_v2_children(cgs.parent, deadline);
+	remove_children(cgs.parent, deadline, empty_v2);
 	if (!wait_v2_empty(-1, cgs.parent, deadline) || remove_dir(cgs.parent, deadline) < 0)
 		cgroup_warn("could not remove %s: %m", cgs.parent);
 	for (int c = 0; c < V1_COUNT; c++) {
 		if (!cgs.v1_parent[c][0])
 			continue;
-		remove_v1_children(cgs.v1_parent[c], deadline);
+		remove_children(cgs.v1_parent[c], deadline, empty_v1);
 		if (remove_dir(cgs.v1_parent[c], deadline) < 0)
 			cgroup_warn("rmdir %s: %m", cgs.v1_parent[c]);
 	}
