@@ -26,6 +26,9 @@
 
 /* After the program exits, how long its outputs may take to reach EOF. */
 #define DRAIN_GRACE_MS 1000
+/* After SIGKILL, how long to wait for the exit before giving up on it (a task
+ * stuck in the kernel): the request is answered, the pool's teardown goes on. */
+#define KILL_GRACE_MS 5000
 
 struct stream {
 	int fd;
@@ -41,6 +44,7 @@ struct run_state {
 	size_t part, offset;          /* next input byte to write */
 	struct stream out, errout;
 	bool exited, killed;
+	double killed_at;
 	bool framed;                  /* the runner reported the end on fd 3 */
 	int framed_status;
 	unsigned hits;
@@ -59,6 +63,7 @@ static void kill_sandbox(struct run_state *st)
 	if (st->killed)
 		return;
 	st->killed = true;
+	st->killed_at = now_ms();
 	cgroup_run_kill(st->cg);
 	syscall(SYS_pidfd_send_signal, st->s->pidfd, SIGKILL, NULL, 0);
 }
@@ -138,10 +143,12 @@ static void close_stream(struct stream *sm)
 	sm->fd = -1;
 }
 
-static void reap(struct run_state *st)
+/* Called when the pidfd says the init exited (or, with WNOHANG, to try). */
+static void reap(struct run_state *st, int flags)
 {
 	memset(&st->init_status, 0, sizeof(st->init_status));
-	if (waitid(P_PIDFD, st->s->pidfd, &st->init_status, WEXITED) == 0)
+	if (waitid(P_PIDFD, st->s->pidfd, &st->init_status, WEXITED | flags) == 0 &&
+	    st->init_status.si_pid != 0)
 		st->exited = true;
 }
 
@@ -207,7 +214,7 @@ static int poll_once(struct run_state *st, int timeout)
 	if (p[PF_RESULT].revents)
 		read_frame(st);
 	if (p[PF_PID].revents)
-		reap(st);
+		reap(st, 0);
 	return 0;
 }
 
@@ -280,6 +287,8 @@ int collect_run(struct spawned *s, struct cgroup_run *cg, const struct collect_i
 			drain_until = now + DRAIN_GRACE_MS;
 		if (drain_until && now >= drain_until)
 			break; /* something still holds the pipes: give up on them */
+		if (st.killed && !st.exited && now - st.killed_at >= KILL_GRACE_MS)
+			break; /* it does not die: give up on it */
 		double until = st.exited ? drain_until : (st.killed ? now + 1000 : deadline);
 		int timeout = until > now ? (int)(until - now) + 1 : 0;
 		if (poll_once(&st, timeout) != 0) {
@@ -291,7 +300,7 @@ int collect_run(struct spawned *s, struct cgroup_run *cg, const struct collect_i
 	}
 	if (!st.exited && !st.framed) {
 		kill_sandbox(&st);
-		reap(&st);
+		reap(&st, WNOHANG); /* else the pool's teardown reaps it */
 	}
 	res->duration_ms = now_ms() - start;
 	close_stdin(&st);

@@ -411,9 +411,12 @@ void sandbox_destroy(struct sandbox *sb)
 	if (sb->admitted)
 		network_release(sb->cgroup_id, sb->policy);
 	/* reap the jail's init unless the run did: a zombie keeps its pid
-	 * charged to the slot's pids cgroup */
+	 * charged to the slot's pids cgroup. The cgroup empties a moment before
+	 * the init becomes a zombie, so wait (bounded) for the pidfd to say so. */
+	struct pollfd exited = { .fd = sb->proc.pidfd, .events = POLLIN };
 	siginfo_t info;
-	waitid(P_PIDFD, sb->proc.pidfd, &info, WEXITED | WNOHANG);
+	if (poll(&exited, 1, 2000) == 1)
+		waitid(P_PIDFD, sb->proc.pidfd, &info, WEXITED | WNOHANG);
 	supervisor_forget(sb->slot);
 	spawned_close(&sb->proc);
 	give_back_slot(sb->slot);

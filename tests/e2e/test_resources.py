@@ -311,3 +311,19 @@ def test_sigterm_drains_and_leaves_nothing(make_stack):
     r = http("POST", s, "/v1/sandbox/run", json={"language": "python3", "code": "print(1)"})
     assert r.status_code == 502, (r.status_code, r.content)
     assert r.json()["code"] == -502 and r.json()["data"] is None
+
+
+@pytest.fixture(scope="module")
+def few_slots(make_stack):
+    """Few slots, few pids: every slot serves many runs one after another."""
+    return make_stack(max_workers=1, warm_sandboxes=1, pids_limit=12)
+
+
+def test_slots_are_reused_cleanly_run_after_run(few_slots):
+    # Each run leaves its slot (uid, v1 cgroups) to the next one. A run that left
+    # anything charged there (a zombie init still counted in pids.max, a process)
+    # would make later runs fail to start: 60 runs over 4 slots must all succeed.
+    for i in range(60):
+        data = run_ok(few_slots, "python3", "print(%d)" % i)
+        assert data["stdout"] == "%d\n" % i and data["exit_code"] == 0, data
+    assert_after(few_slots)
