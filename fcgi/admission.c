@@ -1,27 +1,43 @@
-/* Admission: a counter of requests in flight, and a ticket queue in front
- * of the worker slots. A waiter takes the next ticket; it may start when
- * its ticket is the oldest unserved one and a slot is free, which keeps the
- * order of arrival (a plain semaphore would not). */
+/* Admission: a counter of requests in flight, and a queue in front of the
+ * worker slots. A waiter may start when it is the oldest in the queue and a
+ * slot is free, which keeps the order of arrival (a plain semaphore would
+ * not). A waiter that is not started within its timeout leaves the queue:
+ * its client gets 503 instead of a run after nginx has long given up. */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "fcgi/admission.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t turn = PTHREAD_COND_INITIALIZER;
-static unsigned max_in_flight = 1, max_running = 1;
+static pthread_cond_t turn; /* on CLOCK_MONOTONIC, set up by admission_init */
+static unsigned max_in_flight = 1, max_running = 1, queue_timeout = 30;
 static unsigned in_flight, running;
-static uint64_t next_ticket, now_serving;
 
-void admission_init(unsigned max_requests, unsigned max_workers)
+/* Requests waiting for a worker slot, in arrival order. */
+struct waiter {
+	struct waiter *next;
+};
+static struct waiter *queue_head, **queue_tail = &queue_head;
+static unsigned queued;
+
+void admission_init(unsigned max_requests, unsigned max_workers, unsigned queue_timeout_s)
 {
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&turn, &attr);
+	pthread_condattr_destroy(&attr);
 	pthread_mutex_lock(&lock);
 	max_in_flight = max_requests;
 	max_running = max_workers;
+	queue_timeout = queue_timeout_s;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -37,19 +53,49 @@ bool admission_enter(void)
 	return admitted;
 }
 
-void admission_start(void)
+static void dequeue(struct waiter *w)
 {
-	uint64_t ticket;
+	struct waiter **p = &queue_head;
+	while (*p && *p != w)
+		p = &(*p)->next;
+	if (!*p)
+		return;
+	*p = w->next;
+	if (queue_tail == &w->next)
+		queue_tail = p;
+	queued--;
+}
 
+static void deadline_in(struct timespec *ts, unsigned seconds)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += seconds;
+}
+
+bool admission_start(void)
+{
+	struct waiter self = { NULL };
+	struct timespec deadline;
+	bool started = true;
+
+	deadline_in(&deadline, queue_timeout);
 	pthread_mutex_lock(&lock);
-	ticket = next_ticket++;
-	while (ticket != now_serving || running >= max_running)
-		pthread_cond_wait(&turn, &lock);
-	now_serving++;
-	running++;
-	/* the next ticket may be able to start too */
+	*queue_tail = &self;
+	queue_tail = &self.next;
+	queued++;
+	while (queue_head != &self || running >= max_running) {
+		if (pthread_cond_timedwait(&turn, &lock, &deadline) == ETIMEDOUT) {
+			started = false;
+			break;
+		}
+	}
+	dequeue(&self);
+	if (started)
+		running++;
+	/* the next in line may be able to start now (or now that we gave up) */
 	pthread_cond_broadcast(&turn);
 	pthread_mutex_unlock(&lock);
+	return started;
 }
 
 void admission_finish(void)
@@ -71,8 +117,7 @@ void admission_snapshot(unsigned *in_flight_now, unsigned *waiting, unsigned *ru
 {
 	pthread_mutex_lock(&lock);
 	*in_flight_now = in_flight;
-	/* tickets taken but not yet served */
-	*waiting = (unsigned)(next_ticket - now_serving);
+	*waiting = queued;
 	*running_now = running;
 	pthread_mutex_unlock(&lock);
 }

@@ -5,14 +5,16 @@
 
 #include <stdbool.h>
 
-void admission_init(unsigned max_requests, unsigned max_workers);
+/* Once, before any request thread exists. */
+void admission_init(unsigned max_requests, unsigned max_workers, unsigned queue_timeout_s);
 
 /* Counts the request in flight; false (nothing counted) if max_requests are
  * already in flight. */
 bool admission_enter(void);
 
-/* Waits for a worker slot, first come first served. Only after enter. */
-void admission_start(void);
+/* Waits for a worker slot, first come first served, at most the queue
+ * timeout; false if none came free in time. Only after enter. */
+bool admission_start(void);
 
 /* Gives the worker slot back. */
 void admission_finish(void);

@@ -69,6 +69,7 @@ static const struct key_spec keys[] = {
 	{ "max_requests", KEY_UINT, FIELD(max_requests), "MAX_REQUESTS", 1, 4096 },
 	{ "warm_sandboxes", KEY_UINT, FIELD(warm_sandboxes), NULL, 0, 64 },
 	{ "worker_timeout", KEY_UINT, FIELD(worker_timeout), "WORKER_TIMEOUT", 1, 86400 },
+	{ "queue_timeout", KEY_UINT, FIELD(queue_timeout), NULL, 1, 86400 },
 	{ "max_body_size", KEY_SIZE, FIELD(max_body_size), NULL, 1, GIB },
 	{ "output_limit", KEY_SIZE, FIELD(output_limit), NULL, 1, GIB },
 	{ "memory_limit", KEY_SIZE, FIELD(memory_limit), NULL, MIB, TIB },
@@ -125,6 +126,7 @@ static int config_defaults(struct sandcell_config *cfg)
 	cfg->max_requests = 50;
 	cfg->warm_sandboxes = 2;
 	cfg->worker_timeout = 15;
+	cfg->queue_timeout = 30;
 	cfg->max_body_size = 10 * MIB;
 	cfg->output_limit = 8 * MIB;
 	cfg->memory_limit = 512 * MIB;

@@ -37,6 +37,7 @@ struct sandcell_config {
 	char *egress_pin_dir;     /* NULL in the file: derived from cgroup_name */
 	uint64_t max_requests;
 	uint64_t worker_timeout;    /* seconds */
+	uint64_t queue_timeout;     /* seconds a request may wait for a worker */
 	uint64_t max_body_size;     /* bytes */
 	uint64_t output_limit;
 	uint64_t memory_limit;

@@ -100,7 +100,11 @@ static const char *rescan(struct reply *r)
 		reply_error(r, 503, -503, "Too many requests");
 		return "busy";
 	}
-	admission_start();
+	if (!admission_start()) {
+		admission_leave();
+		reply_error(r, 503, -503, "Too many requests");
+		return "busy";
+	}
 	rc = jail_run(python, false, "dependencies", NULL, 0, scan_script, sizeof(scan_script) - 1, &res,
 		      err, sizeof(err));
 	admission_finish();

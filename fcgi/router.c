@@ -198,7 +198,10 @@ static void run_admitted(struct exchange *x, const struct run_request *rq,
 	size_t error_len = 0;
 	int rc;
 
-	admission_start();
+	if (!admission_start()) {
+		fail(x, 503, "queue_timeout", "Too many requests");
+		return;
+	}
 	rc = jail_run(lang, rq->enable_network, x->id, preload ? rq->preload : NULL,
 		      preload ? rq->preload_len : 0, rq->code, rq->code_len, &res,
 		      err, sizeof(err));

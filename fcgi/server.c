@@ -478,7 +478,8 @@ int server_run(const struct sandcell_config *cfg)
 		goto fail;
 	}
 	router_init(cfg);
-	admission_init((unsigned)cfg->max_requests, (unsigned)cfg->max_workers);
+	admission_init((unsigned)cfg->max_requests, (unsigned)cfg->max_workers,
+		       (unsigned)cfg->queue_timeout);
 	for (unsigned i = 0; i < n_listeners; i++) {
 		if (start_threads(&listeners[i], threads) < 0) {
 			log_event(LOG_LEVEL_ERROR, "cannot start request threads", NULL);

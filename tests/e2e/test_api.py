@@ -501,6 +501,30 @@ def test_over_max_requests_is_503(tiny_stack):
     assert_alive(s)
 
 
+@pytest.fixture(scope="module")
+def queue_stack(make_stack):
+    return make_stack(max_requests=4, max_workers=1, queue_timeout=1)
+
+
+def test_waiting_longer_than_queue_timeout_is_503(queue_stack):
+    # One worker, busy for 4 s: a second request waits 1 s (queue_timeout), then gets
+    # the 503 envelope at once instead of a run long after nginx or the client gave up.
+    s = queue_stack
+    slow = {}
+    t = threading.Thread(target=lambda: slow.setdefault(
+        "result", run(s, "python3", "import time\ntime.sleep(4)\nprint('slow done')")))
+    t.start()
+    time.sleep(1.0)  # the slow run holds the only worker now
+    r = http("POST", s, RUN, json={"language": "python3", "code": "print('late')"})
+    t.join(60)
+    # without the queue timeout it would have run once the slow run ended: a 200
+    assert r.status_code == 503, (r.status_code, r.content)
+    assert r.content == b'{"code":-503,"message":"Too many requests","data":null}'
+    status, body = slow["result"]
+    assert status == 200 and body["data"]["stdout"] == "slow done\n", slow
+    assert_alive(s)
+
+
 # ---- nginx's own limits (shipped rates) -------------------------------------------------------
 
 @pytest.fixture(scope="module")
