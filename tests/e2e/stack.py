@@ -264,7 +264,9 @@ class Stack:
             "socket_mode": "0660",
             "cgroup_name": "sandcell-%s-%d-%d" % (name, os.getpid(), n),
             # distinct uids per stack, also across concurrent test runs on the host
-            "uid_base": 2000000 + (os.getpid() % 4096) * 512 + (n % 16) * 32,
+            # 32 uids per stack, 128 stacks per test process, 4096 test processes: a
+            # stack's sandboxes never share a uid with another live stack's
+            "uid_base": 2000000 + (os.getpid() % 4096) * 4096 + (n % 128) * 32,
             "drain_timeout": 5,
         }
         if "uid_base" not in config and self._slots_for(config) > 32:
@@ -315,8 +317,9 @@ class Stack:
 
     @staticmethod
     def _slots_for(config):
-        # jail/executor.c: runs at once, as many being torn down, the warm sandboxes
-        return 2 * int(config.get("max_workers", 4)) + 2 * int(config.get("warm_sandboxes", 2))
+        # jail/executor.c: runs at once, as many being torn down, and the warm sandboxes
+        # of each kind (2 languages, each with and without network)
+        return 2 * int(config.get("max_workers", 4)) + 4 * int(config.get("warm_sandboxes", 2))
 
     @property
     def slots(self):

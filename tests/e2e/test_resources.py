@@ -316,14 +316,14 @@ def test_sigterm_drains_and_leaves_nothing(make_stack):
 @pytest.fixture(scope="module")
 def few_slots(make_stack):
     """Few slots, few pids: every slot serves many runs one after another."""
-    return make_stack(max_workers=1, warm_sandboxes=1, pids_limit=12)
+    return make_stack(max_workers=1, warm_sandboxes=1, pids_limit=16)
 
 
 def test_slots_are_reused_cleanly_run_after_run(few_slots):
     # Each run leaves its slot (uid, v1 cgroups) to the next one. A run that left
     # anything charged there (a zombie init still counted in pids.max, a process)
-    # would make later runs fail to start: 60 runs over 4 slots must all succeed.
-    for i in range(60):
+    # would make later runs fail to start: 120 runs over 6 slots must all succeed.
+    for i in range(120):
         data = run_ok(few_slots, "python3", "print(%d)" % i)
         assert data["stdout"] == "%d\n" % i and data["exit_code"] == 0, data
     assert_after(few_slots)
