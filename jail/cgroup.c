@@ -352,7 +352,6 @@ static int remove_dir(const char *dir, long long deadline)
 	return 0;
 }
 
-
 /* SIGKILLs every process listed in a v1 cgroup. The pidfd pins the process
  * before we check that it is still listed, so a recycled pid is never hit. */
 static void kill_v1_procs(const char *dir)
@@ -638,11 +637,6 @@ void cgroups_cleanup(void)
 const char *cgroups_parent_path(void)
 {
 	return cgs.parent;
-}
-
-bool cgroups_v2_controllers(void)
-{
-	return cgs.v2_controllers;
 }
 
 /* ---- runs ------------------------------------------------------------------------- */

@@ -37,9 +37,6 @@ void cgroups_cleanup(void);
 /* The v2 parent's path (where the BPF programs will attach). */
 const char *cgroups_parent_path(void);
 
-/* True where memory/pids/cpu come from v2 controllers, false on hybrid hosts. */
-bool cgroups_v2_controllers(void);
-
 /* Creates the run's v2 cgroup for slot, <parent>/<kind>-<slot>-<n> (kind is
  * "run", or "warm" for a sandbox started ahead of its request), applies the
  * limits (v2) and records the base counters. */

@@ -73,11 +73,6 @@ static struct {
 } ex = { .lock = PTHREAD_MUTEX_INITIALIZER, .slot_freed = PTHREAD_COND_INITIALIZER, .lock_fd = -1,
 	 .exe_fd = -1 };
 
-const struct jail_config *executor_config(void)
-{
-	return ex.cfg;
-}
-
 /* ---- kinds: a language in a network mode ------------------------------------ */
 
 static size_t kind_of(const struct lang_state *ls, bool network)
@@ -270,17 +265,6 @@ void executor_shutdown(void)
 }
 
 /* ---- numbers for metrics -------------------------------------------------------- */
-
-unsigned executor_running(void)
-{
-	unsigned n = 0;
-	pthread_mutex_lock(&ex.lock);
-	for (unsigned i = 0; ex.slots && i < ex.n_slots; i++)
-		if (ex.slots[i] && ex.slots[i]->running)
-			n++;
-	pthread_mutex_unlock(&ex.lock);
-	return n;
-}
 
 unsigned executor_warm(const struct language *lang)
 {

@@ -9,9 +9,6 @@
 
 struct sandbox;
 
-/* The configuration executor_init was given (NULL before). */
-const struct jail_config *executor_config(void);
-
 /* Kinds of sandbox: a language in a network mode (see jail/prepare.h). */
 size_t executor_kinds(void);
 const char *executor_kind_name(size_t k);

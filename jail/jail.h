@@ -102,9 +102,8 @@ const char *language_name(const struct language *lang);
 /* The i-th language sandcell runs (for listings and metrics); NULL past the end. */
 const struct language *language_at(size_t i);
 
-/* For metrics: sandboxes running a program now, and warm sandboxes of a
- * language ready to take one (0 where warm pools are off). */
-unsigned executor_running(void);
+/* For metrics: warm sandboxes of a language ready to take a program (0
+ * where warm pools are off). */
 unsigned executor_warm(const struct language *lang);
 
 /* Takes a ready sandbox. network asks for network access under the egress
