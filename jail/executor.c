@@ -489,7 +489,10 @@ void sandbox_release(struct sandbox *sb)
 	if (!sb)
 		return;
 	mark_running(sb, false, NULL);
-	/* the answer need not wait for the teardown */
+	/* Nothing of the run may go on after its answer (a program can report
+	 * on fd 3 and keep working): killing the cgroup is a single write; the
+	 * rest of the teardown need not delay the answer. */
+	cgroup_run_kill(&sb->cg);
 	pool_retire(sb);
 }
 

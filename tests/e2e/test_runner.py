@@ -70,5 +70,18 @@ def test_node_uncaught_exception_is_printed(stack):
     assert "TypeError" in data["stderr"] and "TypeError" in data["error"], data
 
 
+def test_reporting_done_early_does_not_keep_the_program_alive(stack):
+    # A program may write the runner's "done" report itself and keep working:
+    # it is answered then, and it must not outlive that answer.
+    code = ("import os, time\n"
+            "print('reported', flush=True)\n"
+            "os.write(3, b'0\\n')\n"
+            "while True:\n"
+            "    time.sleep(0.01)\n")
+    data = run_ok(stack, "python3", code)
+    assert data["stdout"] == "reported\n" and data["exit_code"] == 0, data
+    assert_clean(stack)
+
+
 def test_nothing_left_after_runner_tests(stack):
     assert_clean(stack)
