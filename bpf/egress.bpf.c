@@ -182,6 +182,19 @@ static __always_inline int refuse(__u64 cgroup_id, const __u8 addr[16], __u16 po
 	return 0;
 }
 
+/* The address of a sock_addr hook in IPv6 space (IPv4 as ::ffff:a.b.c.d). */
+static __always_inline void read_address(struct bpf_sock_addr *ctx, int v6, __u8 addr[16])
+{
+	if (v6) {
+		__u32 ip6[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
+				 ctx->user_ip6[3] };
+
+		__builtin_memcpy(addr, ip6, 16);
+	} else {
+		set_mapped_v4(addr, ctx->user_ip4);
+	}
+}
+
 /* ---- connect and sendmsg ------------------------------------------------ */
 
 static __always_inline int judge_sock_addr(struct bpf_sock_addr *ctx, int v6, __u8 hook)
@@ -192,14 +205,7 @@ static __always_inline int judge_sock_addr(struct bpf_sock_addr *ctx, int v6, __
 	__u8 protocol = (__u8)ctx->protocol;
 	__u8 addr[16];
 
-	if (v6) {
-		__u32 ip6[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
-				 ctx->user_ip6[3] };
-
-		__builtin_memcpy(addr, ip6, 16);
-	} else {
-		set_mapped_v4(addr, ctx->user_ip4);
-	}
+	read_address(ctx, v6, addr);
 	if (policy && policy_allows(*policy, addr, protocol, port, 1))
 		return 1;
 	return refuse(cgid, addr, port, protocol, hook);
@@ -241,14 +247,7 @@ static __always_inline int judge_bind(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	 * any other port is a service. */
 	if (port == 0 && policy_of(cgid))
 		return 1;
-	if (v6) {
-		__u32 ip6[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
-				 ctx->user_ip6[3] };
-
-		__builtin_memcpy(addr, ip6, 16);
-	} else {
-		set_mapped_v4(addr, ctx->user_ip4);
-	}
+	read_address(ctx, v6, addr);
 	return refuse(cgid, addr, port, (__u8)ctx->protocol, hook);
 }
 

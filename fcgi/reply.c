@@ -173,18 +173,38 @@ int reply_method_not_allowed(struct reply *r, const char *allow)
 	return rc;
 }
 
-int reply_success_empty(struct reply *r)
+/* A success envelope with its data object opened; NULL (fallback set) if
+ * out of memory. */
+static yajl_gen gen_success_data(struct reply *r, yajl_gen_status *st)
 {
 	yajl_gen g = gen_new();
-	yajl_gen_status st;
 
 	if (!g) {
 		set_fallback(r);
-		return -1;
+		return NULL;
 	}
-	st = gen_envelope_head(g, 0, "success");
+	*st = gen_envelope_head(g, 0, "success");
+	if (*st == yajl_gen_status_ok)
+		*st = yajl_gen_map_open(g);
+	return g;
+}
+
+static yajl_gen_status gen_text_field(yajl_gen g, const char *key, const char *text, size_t len)
+{
+	yajl_gen_status st = gen_cstr(g, key);
+
 	if (st == yajl_gen_status_ok)
-		st = yajl_gen_map_open(g);
+		st = gen_text(g, text ? text : "", len);
+	return st;
+}
+
+int reply_success_empty(struct reply *r)
+{
+	yajl_gen_status st;
+	yajl_gen g = gen_success_data(r, &st);
+
+	if (!g)
+		return -1;
 	if (st == yajl_gen_status_ok)
 		st = yajl_gen_map_close(g);
 	return gen_finish(r, g, st, 200, 0);
@@ -193,28 +213,17 @@ int reply_success_empty(struct reply *r)
 int reply_run_result(struct reply *r, const struct run_result *res,
 		     const char *error_text, size_t error_len)
 {
-	yajl_gen g = gen_new();
 	yajl_gen_status st;
+	yajl_gen g = gen_success_data(r, &st);
 
-	if (!g) {
-		set_fallback(r);
+	if (!g)
 		return -1;
-	}
-	st = gen_envelope_head(g, 0, "success");
 	if (st == yajl_gen_status_ok)
-		st = yajl_gen_map_open(g);
+		st = gen_text_field(g, "stdout", res->out, res->out_len);
 	if (st == yajl_gen_status_ok)
-		st = gen_cstr(g, "stdout");
+		st = gen_text_field(g, "stderr", res->err, res->err_len);
 	if (st == yajl_gen_status_ok)
-		st = gen_text(g, res->out ? res->out : "", res->out_len);
-	if (st == yajl_gen_status_ok)
-		st = gen_cstr(g, "stderr");
-	if (st == yajl_gen_status_ok)
-		st = gen_text(g, res->err ? res->err : "", res->err_len);
-	if (st == yajl_gen_status_ok)
-		st = gen_cstr(g, "error");
-	if (st == yajl_gen_status_ok)
-		st = gen_text(g, error_text ? error_text : "", error_len);
+		st = gen_text_field(g, "error", error_text, error_len);
 	if (st == yajl_gen_status_ok)
 		st = gen_cstr(g, "exit_code");
 	if (st == yajl_gen_status_ok)
@@ -226,16 +235,11 @@ int reply_run_result(struct reply *r, const struct run_result *res,
 
 int reply_dependencies(struct reply *r, const struct dependency *deps, size_t n)
 {
-	yajl_gen g = gen_new();
 	yajl_gen_status st;
+	yajl_gen g = gen_success_data(r, &st);
 
-	if (!g) {
-		set_fallback(r);
+	if (!g)
 		return -1;
-	}
-	st = gen_envelope_head(g, 0, "success");
-	if (st == yajl_gen_status_ok)
-		st = yajl_gen_map_open(g);
 	if (st == yajl_gen_status_ok)
 		st = gen_cstr(g, "dependencies");
 	if (st == yajl_gen_status_ok)
@@ -243,13 +247,9 @@ int reply_dependencies(struct reply *r, const struct dependency *deps, size_t n)
 	for (size_t i = 0; i < n && st == yajl_gen_status_ok; i++) {
 		st = yajl_gen_map_open(g);
 		if (st == yajl_gen_status_ok)
-			st = gen_cstr(g, "name");
+			st = gen_text_field(g, "name", deps[i].name, strlen(deps[i].name));
 		if (st == yajl_gen_status_ok)
-			st = gen_text(g, deps[i].name, strlen(deps[i].name));
-		if (st == yajl_gen_status_ok)
-			st = gen_cstr(g, "version");
-		if (st == yajl_gen_status_ok)
-			st = gen_text(g, deps[i].version, strlen(deps[i].version));
+			st = gen_text_field(g, "version", deps[i].version, strlen(deps[i].version));
 		if (st == yajl_gen_status_ok)
 			st = yajl_gen_map_close(g);
 	}
