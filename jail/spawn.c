@@ -51,6 +51,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -256,6 +257,10 @@ static _Noreturn void child_main(const struct spawn_plan *plan, uid_t uid, struc
 	/* a network sandbox joins the operator's namespace, if one is set */
 	if (!plan->own_network && plan->netns_fd >= 0 && setns(plan->netns_fd, CLONE_NEWNET) != 0)
 		report_and_exit(f->error, "join the network namespace");
+	/* the jail's directories get exactly the modes mount_plan_apply asks for,
+	 * and the program Debian's usual umask, whatever the caller's is (the
+	 * unit runs sandcelld with UMask=0077, an operator's shell may too) */
+	umask(022);
 	if (mount_plan_apply(plan->mounts, &what) != 0)
 		report_and_exit(f->error, what);
 	if (sethostname(HOSTNAME, strlen(HOSTNAME)) != 0)

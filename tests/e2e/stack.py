@@ -114,6 +114,13 @@ def _die_with_parent():
         pass
 
 
+def _as_the_unit_starts_it():
+    """preexec_fn of sandcelld: _die_with_parent, under the packaged unit's UMask=0077
+    (nothing of a jail may depend on the daemon's umask)."""
+    _die_with_parent()
+    os.umask(0o077)
+
+
 def cgroup2_mount():
     """The cgroup v2 mount point, from /proc/self/mountinfo."""
     with open("/proc/self/mountinfo") as f:
@@ -394,7 +401,8 @@ class Stack:
             self.sandcelld = subprocess.Popen(
                 [self.sandcelld_bin, "--config", self.conf_path],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.env, cwd=self.prefix, close_fds=True, preexec_fn=_die_with_parent)
+                env=self.env, cwd=self.prefix, close_fds=True,
+                preexec_fn=_as_the_unit_starts_it)
         finally:
             log.close()
         deadline = time.monotonic() + timeout

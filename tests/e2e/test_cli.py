@@ -35,12 +35,18 @@ def cli_conf():
     subprocess.run(["rm", "-rf", d], check=False)
 
 
+def _operator_umask():
+    """An operator's shell with a strict umask: the CLI's jails must not depend on it."""
+    os.umask(0o077)
+
+
 def sandcell(conf, *args, stdin=None, env=None):
     e = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     e.update(env or {})
     return subprocess.run([os.path.join(builddir(), "sandcell")] + list(args)
                           + ["--config", conf["path"]],
-                          input=stdin, capture_output=True, timeout=60, env=e)
+                          input=stdin, capture_output=True, timeout=60, env=e,
+                          preexec_fn=_operator_umask)
 
 
 def assert_nothing_left(conf):
