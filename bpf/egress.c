@@ -14,6 +14,7 @@
  * Policies are written to the LPM trie "rules" already flattened (see
  * flatten_prefix()): the kernel does one lookup and walks one short list.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,6 +42,7 @@ struct egress_state {
 	pthread_mutex_t lock;        /* guards everything below but the ring */
 	struct egress_bpf *skel;
 	struct bpf_link *links[N_PROGS];
+	bool attached[N_PROGS];      /* links[i] was attached by this open, not adopted */
 	struct ring_buffer *ring;
 	egress_event_cb cb;          /* of the current egress_poll_events() */
 	void *cb_ctx;
@@ -156,7 +158,22 @@ static bool below_bpffs_root(const char *path)
 	return strncmp(path, BPFFS_ROOT, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-static int prepare_pin_dir(const char *pin_dir, char *err, size_t errlen)
+static bool dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool empty = true;
+
+	if (!d)
+		return false;
+	while (empty && (e = readdir(d)))
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
+/* *fresh: the directory holds no pins of an earlier sandcelld. */
+static int prepare_pin_dir(const char *pin_dir, bool *fresh, char *err, size_t errlen)
 {
 	int rc;
 
@@ -174,6 +191,7 @@ static int prepare_pin_dir(const char *pin_dir, char *err, size_t errlen)
 		set_err(err, errlen, "%s is not on a bpf filesystem (mount -t bpf)", pin_dir);
 		return -1;
 	}
+	*fresh = dir_is_empty(pin_dir);
 	return 0;
 }
 
@@ -317,8 +335,10 @@ static int link_programs(struct egress_state *s, const char *cgroup_path, char *
 			break;
 		}
 		s->links[i] = adopt_link(path, prog, cgid, err, errlen);
-		if (!s->links[i] && errno == ENOENT)
+		if (!s->links[i] && errno == ENOENT) {
 			s->links[i] = attach_and_pin(path, prog, cg_fd, err, errlen);
+			s->attached[i] = s->links[i] != NULL;
+		}
 		if (!s->links[i])
 			rc = -1;
 	}
@@ -364,14 +384,52 @@ static void close_locked(struct egress_state *s)
 	for (int i = 0; i < N_PROGS; i++) {
 		bpf_link__destroy(s->links[i]); /* closes the fd; the pin stays */
 		s->links[i] = NULL;
+		s->attached[i] = false;
 	}
 	egress_bpf__destroy(s->skel);
 	s->skel = NULL;
 }
 
+/* Detaches link i and removes its pin. */
+static void detach_and_unpin_link(struct egress_state *s, int i)
+{
+	char path[PATH_MAX];
+
+	if (pin_path(path, sizeof(path), s->pin_dir, "link_",
+		     bpf_program__name(prog_at(s->skel, i))) == 0)
+		unlink(path);
+	bpf_link__detach(s->links[i]);
+}
+
+static void unpin_all_locked(struct egress_state *s)
+{
+	for (int i = 0; s->skel && i < N_PROGS; i++)
+		if (s->links[i])
+			detach_and_unpin_link(s, i);
+	for (int i = 0; s->skel && map_at(s->skel, i); i++)
+		bpf_map__unpin(map_at(s->skel, i), NULL);
+	rmdir(s->pin_dir); /* only if empty */
+}
+
+/* A failed open leaves no pin of its own: on a first start (fresh) nothing,
+ * otherwise the pins an earlier sandcelld left, which may still guard its
+ * sandboxes, and none of the links this open attached. */
+static void undo_open_locked(struct egress_state *s, bool fresh)
+{
+	if (fresh) {
+		unpin_all_locked(s);
+		return;
+	}
+	for (int i = 0; s->skel && i < N_PROGS; i++)
+		if (s->attached[i])
+			detach_and_unpin_link(s, i);
+}
+
 static int open_locked(struct egress_state *s, const char *cgroup_path, const char *pin_dir,
 		       char *err, size_t errlen)
 {
+	bool fresh = false;
+
 	if (s->skel) {
 		set_err(err, errlen, "egress programs already open");
 		return -1;
@@ -381,11 +439,11 @@ static int open_locked(struct egress_state *s, const char *cgroup_path, const ch
 		return -1;
 	}
 	libbpf_quiet();
-	if (prepare_pin_dir(pin_dir, err, errlen) < 0)
-		return -1;
+	if (prepare_pin_dir(pin_dir, &fresh, err, errlen) < 0)
+		goto fail;
 	s->skel = load_programs(pin_dir, err, errlen);
 	if (!s->skel)
-		return -1;
+		goto fail;
 	if (link_programs(s, cgroup_path, err, errlen) < 0)
 		goto fail;
 	s->ring = ring_buffer__new(bpf_map__fd(s->skel->maps.events), handle_record, s, NULL);
@@ -395,6 +453,7 @@ static int open_locked(struct egress_state *s, const char *cgroup_path, const ch
 	}
 	return 0;
 fail:
+	undo_open_locked(s, fresh);
 	close_locked(s);
 	return -1;
 }
@@ -418,21 +477,9 @@ void egress_close(void)
 
 void egress_detach_and_unpin(void)
 {
-	char path[PATH_MAX];
-
 	pthread_mutex_lock(&st.lock);
-	for (int i = 0; st.skel && i < N_PROGS; i++) {
-		if (!st.links[i])
-			continue;
-		if (pin_path(path, sizeof(path), st.pin_dir, "link_",
-			     bpf_program__name(prog_at(st.skel, i))) == 0)
-			unlink(path);
-		bpf_link__detach(st.links[i]);
-	}
-	for (int i = 0; st.skel && map_at(st.skel, i); i++)
-		bpf_map__unpin(map_at(st.skel, i), NULL);
 	if (st.skel)
-		rmdir(st.pin_dir);
+		unpin_all_locked(&st);
 	close_locked(&st);
 	pthread_mutex_unlock(&st.lock);
 }

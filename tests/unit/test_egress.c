@@ -959,6 +959,31 @@ static void test_pins_survive_restart(void **state)
 	assert_int_equal(egress_open(T.parent, T.pin_dir, err, sizeof(err)), -1);
 }
 
+/* A failed start leaves no pin of its own (a first start: nothing at all), and
+ * keeps the pins an earlier sandcelld left, which still enforce. */
+static void test_failed_open_leaves_no_pins(void **state)
+{
+	char err[512] = "", fresh[300], missing[600], link[300];
+
+	snprintf(fresh, sizeof(fresh), "%s-fresh", T.pin_dir);
+	snprintf(missing, sizeof(missing), "%s/no-such-cgroup", T.parent);
+	snprintf(link, sizeof(link), "%s/link_egress_connect4", T.pin_dir);
+	egress_close();
+
+	/* the maps are pinned when the programs load, before the attach fails */
+	assert_int_equal(egress_open(missing, fresh, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no-such-cgroup"));
+	assert_int_equal(access(fresh, F_OK), -1);
+
+	assert_int_equal(egress_open(missing, T.pin_dir, err, sizeof(err)), -1);
+	assert_int_equal(access(link, F_OK), 0);
+	assert_connect_refused(T.a, "10.1.2.3", 80, T.tcp80);
+	assert_connect_allowed(T.a, "198.51.100.7", 80, T.tcp80, "::ffff:198.51.100.7");
+
+	if (egress_open(T.parent, T.pin_dir, err, sizeof(err)) < 0)
+		fail_msg("egress_open again: %s", err);
+}
+
 static void test_replace_and_delete_policy(void **state)
 {
 	static const char *const only_5432[] = { "allow 198.51.100.7/32 tcp 5432" };
@@ -994,6 +1019,7 @@ int main(void)
 		cmocka_unit_test(test_backstop_drops_after_unassign),
 		cmocka_unit_test(test_events_and_counters),
 		cmocka_unit_test(test_pins_survive_restart),
+		cmocka_unit_test(test_failed_open_leaves_no_pins),
 		cmocka_unit_test(test_replace_and_delete_policy),
 	};
 
