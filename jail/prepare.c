@@ -69,15 +69,18 @@ static size_t build_limits(const struct jail_config *cfg, struct spawn_limit *l)
 	size_t n = 0;
 	rlim_t cpu_seconds = cfg->timeout_ms / 1000 + 2;
 
-	l[n++] = (struct spawn_limit){ RLIMIT_NOFILE, 1024 };
-	l[n++] = (struct spawn_limit){ RLIMIT_FSIZE, cfg->file_size_limit };
-	l[n++] = (struct spawn_limit){ RLIMIT_CORE, 0 };
+	l[n++] = (struct spawn_limit){ RLIMIT_NOFILE, 1024, 1024 };
+	l[n++] = (struct spawn_limit){ RLIMIT_FSIZE, cfg->file_size_limit, cfg->file_size_limit };
+	l[n++] = (struct spawn_limit){ RLIMIT_CORE, 0, 0 };
 	/* counts the uid's tasks (safe: each live sandbox has its own uid); above
 	 * pids_limit so that the cgroup, which counts hits, is what stops a bomb */
-	l[n++] = (struct spawn_limit){ RLIMIT_NPROC, cfg->pids_limit * 2 };
-	/* second line behind the wall-clock timeout */
-	l[n++] = (struct spawn_limit){ RLIMIT_CPU, cpu_seconds };
-	l[n++] = (struct spawn_limit){ RLIMIT_MEMLOCK, 64 * 1024 };
+	l[n++] = (struct spawn_limit){ RLIMIT_NPROC, cfg->pids_limit * 2, cfg->pids_limit * 2 };
+	/* Second line behind the wall-clock timeout. CPU time counts every thread
+	 * and the warm sandbox's start-up, so it can run out first (seen under
+	 * qemu): the soft limit's SIGXCPU, reported as the timeout, ends the
+	 * program; the hard one (SIGKILL, unmarked) only if it ignores SIGXCPU. */
+	l[n++] = (struct spawn_limit){ RLIMIT_CPU, cpu_seconds, cpu_seconds + 5 };
+	l[n++] = (struct spawn_limit){ RLIMIT_MEMLOCK, 64 * 1024, 64 * 1024 };
 	return n;
 }
 

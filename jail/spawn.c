@@ -153,7 +153,7 @@ static int arrange_fds(struct child_fds *f)
 static int set_limits(const struct spawn_plan *plan)
 {
 	for (size_t i = 0; i < plan->n_limits; i++) {
-		struct rlimit r = { plan->limits[i].value, plan->limits[i].value };
+		struct rlimit r = { plan->limits[i].soft, plan->limits[i].hard };
 		if (setrlimit(plan->limits[i].resource, &r) != 0)
 			return -1;
 	}

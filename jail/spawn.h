@@ -12,7 +12,7 @@
 
 struct spawn_limit {
 	int resource;       /* RLIMIT_* */
-	rlim_t value;       /* soft and hard */
+	rlim_t soft, hard;
 };
 
 /* Everything the child needs, prepared in the parent per language. */

@@ -163,6 +163,33 @@ def test_endless_program_times_out(limits, language, code):
     assert_after(limits)
 
 
+@pytest.fixture(scope="module")
+def two_cores(make_stack):
+    """cpu_percent = 200: a program's CPU time may run ahead of the wall clock."""
+    return make_stack(worker_timeout=8, cpu_percent=200, max_workers=1)
+
+
+# Two threads spinning on two cores use up the CPU-time rlimit (timeout + 2 s) long before
+# the 8 s wall clock: the program must still end with the timeout marker (SIGXCPU at the soft
+# limit), not as an unexplained kill (SIGKILL at the hard one).
+CPU_TWICE_AS_FAST = """
+const { Worker } = require('worker_threads');
+new Worker('for (;;) {}', { eval: true });
+console.log('before');
+for (;;) {}
+"""
+
+
+def test_cpu_time_limit_is_reported_as_timeout(two_cores):
+    t0 = time.monotonic()
+    data = run_ok(two_cores, "nodejs", CPU_TWICE_AS_FAST)
+    assert data["exit_code"] == -1, data
+    assert_marker(data, "error: timeout")
+    assert data["stdout"] == "before\n", data
+    assert time.monotonic() - t0 < 8 + 30
+    assert_after(two_cores)
+
+
 # ---- output -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("language,code,stream", [
