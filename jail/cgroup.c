@@ -439,8 +439,27 @@ static bool has_v2_controllers(const char *dir, const char *file)
 	       word_in_list(buf, "cpu", " \n");
 }
 
-/* Moves every process of our own cgroup into the leaf <own>/daemon, so that
- * our cgroup may hand controllers to its children (no internal processes). */
+/* Only our own process may be moved: a cgroup that holds others (a login
+ * shell's session scope, say) is not ours to rearrange. */
+static int only_us_in(const char *own, const char *procs, char *err, size_t errlen)
+{
+	for (char *end; *procs; procs = end) {
+		long pid = strtol(procs, &end, 10);
+		if (end == procs)
+			break;
+		if (pid == (long)getpid())
+			continue;
+		snprintf(err, errlen, "cgroup %s holds other processes (pid %ld), so its controllers "
+			 "cannot be handed to sandboxes without moving them: run in a cgroup of its "
+			 "own (the sandcell.service unit, or systemd-run --scope -p Delegate=yes)",
+			 own, pid);
+		return -1;
+	}
+	return 0;
+}
+
+/* Moves our process into the leaf <own>/daemon, so that our cgroup may hand
+ * controllers to its children (no internal processes). */
 static int move_to_leaf(const char *own, char *err, size_t errlen)
 {
 	char leaf[PATH_MAX], procs[65536];
@@ -448,12 +467,12 @@ static int move_to_leaf(const char *own, char *err, size_t errlen)
 		snprintf(err, errlen, "cgroup path too long: %s", own);
 		return -1;
 	}
-	if (make_dir(leaf, err, errlen) < 0)
-		return -1;
 	if (read_file(-1, own, "cgroup.procs", procs, sizeof procs) < 0) {
 		snprintf(err, errlen, "read %s/cgroup.procs: %m", own);
 		return -1;
 	}
+	if (only_us_in(own, procs, err, errlen) < 0 || make_dir(leaf, err, errlen) < 0)
+		return -1;
 	char *save = NULL;
 	for (char *line = strtok_r(procs, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		if (write_file(-1, leaf, "cgroup.procs", line, err, errlen) < 0 && errno != ESRCH)
