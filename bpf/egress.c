@@ -823,12 +823,32 @@ static void report_line(char **p, size_t *left, const char *fmt, ...)
 	*left -= (size_t)n;
 }
 
-/* Attaches every program to a scratch cgroup and detaches again. */
+/* <v2><our own cgroup>: where a probe may make a scratch cgroup (on a pure v2
+ * host nothing may be made at the top, and a service only owns its own). */
+static int own_cgroup2_dir(const char *v2, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[PATH_MAX];
+	const char *own = "";
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = '\0';
+			own = strcmp(line + 3, "/") ? line + 3 : "";
+			break;
+		}
+	int n = snprintf(out, len, "%s%s", v2, own);
+	if (f)
+		fclose(f);
+	return n >= 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* Attaches every program to a scratch cgroup below our own and detaches again. */
 static int try_attach(const char *v2, char **p, size_t *left)
 {
 	struct egress_bpf *skel;
 	struct bpf_link *links[N_PROGS] = { 0 };
-	char err[512], scratch[PATH_MAX];
+	char err[512], own[PATH_MAX], scratch[PATH_MAX + 64];
 	int cg_fd = -1, rc = -1;
 
 	skel = load_programs(NULL, err, sizeof(err));
@@ -837,14 +857,15 @@ static int try_attach(const char *v2, char **p, size_t *left)
 		return -1;
 	}
 	report_line(p, left, "bpf: egress programs load\n");
-	if (snprintf(scratch, sizeof(scratch), "%s/sandcell-egress-check.%d", v2, (int)getpid()) >=
+	if (own_cgroup2_dir(v2, own, sizeof(own)) < 0 ||
+	    snprintf(scratch, sizeof(scratch), "%s/sandcell-egress-check.%d", own, (int)getpid()) >=
 	    (int)sizeof(scratch)) {
-		report_line(p, left, "bpf: cgroup v2 path too long: %s\n", v2);
+		report_line(p, left, "bpf: cgroup v2 path too long: %s\n", own);
 		egress_bpf__destroy(skel);
 		return -1;
 	}
 	if (mkdir(scratch, 0700) < 0 && errno != EEXIST) {
-		report_line(p, left, "bpf: cannot create a cgroup under %s: %s\n", v2, strerror(errno));
+		report_line(p, left, "bpf: cannot create a cgroup under %s: %s\n", own, strerror(errno));
 		goto out;
 	}
 	cg_fd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

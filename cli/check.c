@@ -16,6 +16,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -128,6 +130,73 @@ static bool lists_all(const char *controllers, const char *const *names)
 			return false;
 	}
 	return true;
+}
+
+/* A "Name:\tvalue" line of /proc/self/status, parsed with base. */
+static bool status_field(const char *name, int base, uint64_t *value)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	size_t n = strlen(name);
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ':') {
+			*value = strtoull(line + n + 1, NULL, base);
+			found = true;
+		}
+	fclose(f);
+	return found;
+}
+
+/* Whose view this report is (cli/unit.c): the service's settings, or not. */
+static void check_context(void)
+{
+	const char *unit = cli_unit();
+
+	if (unit && strcmp(unit, "scope"))
+		finding(true, false, "context", "%s's settings (capabilities, umask, file-system "
+			"protection) in a transient unit: what the service can do", unit);
+	else
+		finding(true, false, "context", "%s: this shell's capabilities and umask, not the "
+			"service's", unit ? "a scope of its own (no sandcell.service installed)"
+					  : "as started (no systemd)");
+}
+
+/* The capabilities the jails need (debian/sandcell.service says why). */
+static void check_capabilities(void)
+{
+	static const struct {
+		int bit;
+		const char *name, *use;
+		bool required;
+	} caps[] = {
+		{ CAP_SYS_ADMIN, "cap_sys_admin", "namespaces, mounts, bpf()", true },
+		{ CAP_SETUID, "cap_setuid", "the sandbox's uid", true },
+		{ CAP_SETGID, "cap_setgid", "the sandbox's gid", true },
+		{ CAP_SETPCAP, "cap_setpcap", "the sandbox's bounding set", true },
+		{ CAP_KILL, "cap_kill", "ending sandboxes", true },
+		{ CAP_NET_ADMIN, "cap_net_admin", "network runs: the cgroup_skb attach on Linux 6.1",
+		  false },
+		{ CAP_CHOWN, "cap_chown", "socket_group", false },
+	};
+	uint64_t eff = 0, umask_value = 0;
+
+	if (!status_field("CapEff", 16, &eff)) {
+		finding(false, true, "capabilities", "cannot read /proc/self/status");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		bool has = eff >> caps[i].bit & 1;
+
+		if (!has || caps[i].required)
+			finding(has, caps[i].required, caps[i].name, "%s (%s)",
+				has ? "present" : "missing", caps[i].use);
+	}
+	if (status_field("Umask", 8, &umask_value))
+		finding(true, false, "umask", "%04" PRIo64 " (jails set their own modes)", umask_value);
 }
 
 static void check_cgroups(void)
@@ -304,6 +373,8 @@ int cli_check(struct sandcell_config *cfg, const char *config_path)
 	printf("configuration          %s\n", config_path);
 	if (uname(&u) == 0)
 		printf("kernel                 %s %s\n", u.release, u.machine);
+	check_context();
+	check_capabilities();
 	check_cgroups();
 	check_seccomp();
 	check_namespaces();

@@ -22,6 +22,17 @@ int cli_private_config(struct sandcell_config *cfg, char *err, size_t errlen);
 int cli_executor_start(struct sandcell_config *cfg, char *err, size_t errlen);
 void cli_executor_stop(const struct sandcell_config *cfg);
 
+/* On a host booted with systemd, re-executes the command (argv) in a
+ * transient unit of its own with a delegated cgroup (cli/unit.c): a scope,
+ * or with service_view a service with sandcell.service's settings. Returns
+ * 0 when that is not needed (no systemd, or already there), -1 with err if
+ * it cannot be done; does not return otherwise. */
+int cli_enter_own_unit(int argc, char **argv, bool service_view, char *err, size_t errlen);
+
+/* The unit cli_enter_own_unit() re-executed us in: "sandcell.service" (its
+ * settings), "scope", or NULL (not re-executed). */
+const char *cli_unit(void);
+
 /* `sandcell check`: prints the report, returns the exit status. */
 int cli_check(struct sandcell_config *cfg, const char *config_path);
 

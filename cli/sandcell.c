@@ -385,6 +385,10 @@ int main(int argc, char **argv)
 	case CLI_CHECK:
 		break;
 	}
+	if (cli_enter_own_unit(argc, argv, o.command == CLI_CHECK, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sandcell: %s\n", err);
+		return CLI_EXIT_FAILED;
+	}
 	if (load_config(&o, &cfg) < 0)
 		return CLI_EXIT_FAILED;
 	if (o.command == CLI_CHECK)
