@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/capability.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "bpf/egress.h"
 #include "cli/cli.h"
 #include "fcgi/egress_policy.h"
+#include "jail/capabilities.h"
 
 static int failures;
 
@@ -165,31 +165,15 @@ static void check_context(void)
 					  : "as started (no systemd)");
 }
 
-/* The capabilities the jails need (debian/sandcell.service says why). */
+/* The capabilities the jails need (jail/capabilities.c), and the umask. */
 static void check_capabilities(void)
 {
-	static const struct {
-		int bit;
-		const char *name, *use;
-		bool required;
-	} caps[] = {
-		{ CAP_SYS_ADMIN, "cap_sys_admin", "namespaces, mounts, bpf()", true },
-		{ CAP_SETUID, "cap_setuid", "the sandbox's uid", true },
-		{ CAP_SETGID, "cap_setgid", "the sandbox's gid", true },
-		{ CAP_SETPCAP, "cap_setpcap", "the sandbox's bounding set", true },
-		{ CAP_KILL, "cap_kill", "ending sandboxes", true },
-		{ CAP_NET_ADMIN, "cap_net_admin", "network runs: the cgroup_skb attach on Linux 6.1",
-		  false },
-		{ CAP_CHOWN, "cap_chown", "socket_group", false },
-	};
-	uint64_t eff = 0, umask_value = 0;
+	size_t n;
+	const struct jail_capability *caps = jail_capabilities(&n);
+	uint64_t umask_value = 0;
 
-	if (!status_field("CapEff", 16, &eff)) {
-		finding(false, true, "capabilities", "cannot read /proc/self/status");
-		return;
-	}
-	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
-		bool has = eff >> caps[i].bit & 1;
+	for (size_t i = 0; i < n; i++) {
+		bool has = jail_has_capability(caps[i].bit);
 
 		if (!has || caps[i].required)
 			finding(has, caps[i].required, caps[i].name, "%s (%s)",

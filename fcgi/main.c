@@ -26,6 +26,7 @@
 #include "fcgi/log.h"
 #include "fcgi/server.h"
 #include "bpf/egress.h"
+#include "jail/capabilities.h"
 #include "jail/jail.h"
 
 #ifndef PACKAGE_VERSION
@@ -94,6 +95,23 @@ static void check_egress(const struct sandcell_config *cfg)
 	egress_policy_describe(cfg, stdout, "  ");
 }
 
+/* This process's capabilities and umask: the service's when the unit runs
+ * it; `sandcell check` shows the service's from a shell. */
+static void check_context(void)
+{
+	size_t n;
+	const struct jail_capability *caps = jail_capabilities(&n);
+	mode_t mask = umask(0);
+
+	umask(mask);
+	printf("context: this process (for sandcell.service's view from a shell: sandcell check)\n");
+	for (size_t i = 0; i < n; i++)
+		printf("  %s: %s%s (%s)\n", caps[i].name,
+		       jail_has_capability(caps[i].bit) ? "OK" : caps[i].required ? "FAILED: " : "",
+		       jail_has_capability(caps[i].bit) ? "" : "missing", caps[i].use);
+	printf("  umask: %04o (jails set their own modes)\n", (unsigned)mask);
+}
+
 static int check(struct sandcell_config *cfg, const char *path)
 {
 	char err[512] = "";
@@ -101,6 +119,7 @@ static int check(struct sandcell_config *cfg, const char *path)
 
 	printf("configuration: %s\n", path);
 	config_describe(cfg, stdout);
+	check_context();
 	check_egress(cfg);
 	if (make_run_dir(cfg, err, sizeof(err)) < 0) {
 		printf("run_dir: FAILED: %s\n", err);

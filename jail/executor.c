@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "jail/capabilities.h"
 #include "jail/cgroup.h"
 #include "jail/collect.h"
 #include "jail/executor.h"
@@ -202,6 +203,8 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "sandcell must run as root to build jails");
 		return -1;
 	}
+	if (jail_check_capabilities(err, errlen) != 0)
+		return -1;
 	/* a program that stops reading its stdin must not kill the daemon */
 	signal(SIGPIPE, SIG_IGN);
 	if (ex.exe_fd < 0)

@@ -7,6 +7,7 @@ disturb a running sandcelld with the same configuration (the session's stack).
 """
 
 import os
+import re
 import subprocess
 import tempfile
 
@@ -176,3 +177,38 @@ def test_network_run_is_under_the_egress_policy(cli_conf, tmp_path):
     assert not received
     assert_nothing_left(cli_conf)
     assert not [p for p in os.listdir("/sys/fs/bpf") if p.startswith(cli_conf["cgroup_name"])]
+
+
+# ---- capabilities: what the unit's bounding set must keep ------------------------------
+
+def without_capability(cap, argv, **kw):
+    """argv run with cap dropped from its bounding set (as a unit's CapabilityBoundingSet=
+    would): root's effective set after exec is then everything but cap."""
+    return subprocess.run(["setpriv", "--bounding-set", "-" + cap] + argv, capture_output=True,
+                          timeout=60, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "API_KEY": "k"},
+                          **kw)
+
+
+@pytest.mark.parametrize("cap", ["sys_admin", "setuid", "setgid", "setpcap", "kill"])
+def test_without_a_required_capability_nothing_starts(cli_conf, cap):
+    r = without_capability(cap, [os.path.join(builddir(), "sandcell"), "run", "--config",
+                                 cli_conf["path"]], input=b"print(1)\n")
+    assert r.returncode == 125, r
+    assert b"missing capability cap_%s" % cap.encode() in r.stderr, r
+    r = without_capability(cap, [os.path.join(builddir(), "sandcell"), "check", "--config",
+                                 cli_conf["path"]])
+    assert r.returncode == 1, r
+    assert re.search(rb"^cap_%s +FAIL +missing" % cap.encode(), r.stdout, re.M), r.stdout
+    assert_nothing_left(cli_conf)
+
+
+def test_sandcelld_without_a_required_capability_refuses_to_start(cli_conf):
+    conf = os.path.join(cli_conf["dir"], "daemon.conf")
+    with open(conf, "w") as f:
+        f.write("run_dir = %s/daemon-run\nsocket = %s/daemon.sock\ncgroup_name = %s-d\n"
+                "uid_base = %d\n" % (cli_conf["dir"], cli_conf["dir"], cli_conf["cgroup_name"],
+                                     UID_BASE + 4096))
+    r = without_capability("setuid", [os.path.join(builddir(), "sandcelld"), "--config", conf])
+    assert r.returncode != 0, r
+    assert b"missing capability cap_setuid (the sandbox's uid)" in r.stderr + r.stdout, r
+    assert not os.path.exists(os.path.join(cli_conf["dir"], "daemon.sock"))
