@@ -19,7 +19,10 @@
  *
  * Retiring comes before refilling: it frees the slots that refilling needs.
  * A failure to start a warm sandbox (for example memory pressure) is retried
- * after a pause; requests then start their own sandbox, as with warm = 0.
+ * after a pause that doubles with each failure in a row of that kind, up to
+ * MAX_RETRY_PAUSE_MS, so a fault that lasts (a host that cannot build jails)
+ * costs a log line every half minute, not every second; other kinds are
+ * refilled meanwhile, and requests start their own sandbox, as with warm = 0.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,11 +36,14 @@
 
 #define MAX_WARM 64
 #define RETRY_PAUSE_MS 1000
+#define MAX_RETRY_PAUSE_MS 32000
 
 struct warm_list {
 	struct sandbox *ready[MAX_WARM];
 	unsigned n;
 	unsigned wanted;
+	unsigned failures;           /* in a row */
+	long long retry_at;          /* monotonic ms; 0: now */
 };
 
 static struct {
@@ -51,14 +57,24 @@ static struct {
 	size_t n_retired, cap_retired;
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
-/* The kind most in need of a warm sandbox, or -1. Called locked. */
-static long kind_to_refill(void)
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The kind most in need of a warm sandbox and not pausing after failures,
+ * or -1. Called locked. */
+static long kind_to_refill(long long now)
 {
 	long best = -1;
 	for (size_t i = 0; i < pool.n_kinds; i++) {
 		pool.kinds[i].wanted = executor_kind_warm(i);
 		if (pool.kinds[i].wanted > MAX_WARM)
 			pool.kinds[i].wanted = MAX_WARM;
+		if (pool.kinds[i].retry_at > now)
+			continue;
 		if (pool.kinds[i].n < pool.kinds[i].wanted &&
 		    (best < 0 || pool.kinds[i].n < pool.kinds[best].n))
 			best = (long)i;
@@ -79,9 +95,34 @@ static void wait_ms(unsigned ms)
 	pthread_cond_timedwait(&pool.wake, &pool.lock, &until);
 }
 
-/* Starts one warm sandbox of kind i. Called locked; unlocks meanwhile.
- * Returns false if it could not (no free slot, or a failure). */
-static bool refill_one(size_t i)
+/* The ms until the first kind pausing after failures may be tried, or -1. */
+static long long next_retry_in(long long now)
+{
+	long long next = -1;
+	for (size_t i = 0; i < pool.n_kinds; i++)
+		if (pool.kinds[i].retry_at > now && (next < 0 || pool.kinds[i].retry_at - now < next))
+			next = pool.kinds[i].retry_at - now;
+	return next;
+}
+
+static void note_failure(size_t i, const char *err)
+{
+	struct warm_list *k = &pool.kinds[i];
+	unsigned shift = k->failures < 5 ? k->failures : 5;
+	long long pause = (long long)RETRY_PAUSE_MS << shift;
+
+	if (pause > MAX_RETRY_PAUSE_MS)
+		pause = MAX_RETRY_PAUSE_MS;
+	k->failures++;
+	k->retry_at = now_ms() + pause;
+	fprintf(stderr, "level=warn msg=\"warm sandbox failed\" language=%s failures=%u "
+		"retry_in_ms=%lld error=\"%s\"\n", executor_kind_name(i), k->failures, pause, err);
+}
+
+enum refill { REFILLED, NO_SLOT, FAILED };
+
+/* Starts one warm sandbox of kind i. Called locked; unlocks meanwhile. */
+static enum refill refill_one(size_t i)
 {
 	struct sandbox *sb = NULL;
 	char err[512] = "";
@@ -89,18 +130,20 @@ static bool refill_one(size_t i)
 	pthread_mutex_unlock(&pool.lock);
 	int rc = sandbox_spawn(i, "warm", false, &sb, err, sizeof(err));
 	pthread_mutex_lock(&pool.lock);
-	if (rc != 0) {
-		if (rc < 0)
-			fprintf(stderr, "level=warn msg=\"warm sandbox failed\" language=%s error=\"%s\"\n",
-				executor_kind_name(i), err);
-		return false;
+	if (rc < 0) {
+		note_failure(i, err);
+		return FAILED;
 	}
+	if (rc > 0)
+		return NO_SLOT;
+	pool.kinds[i].failures = 0;
+	pool.kinds[i].retry_at = 0;
 	if (pool.stopping || pool.kinds[i].n >= pool.kinds[i].wanted) {
 		pool.retired[pool.n_retired++] = sb; /* room: see pool_retire's reservation */
-		return true;
+		return REFILLED;
 	}
 	pool.kinds[i].ready[pool.kinds[i].n++] = sb;
-	return true;
+	return REFILLED;
 }
 
 static void destroy_retired(void)
@@ -122,11 +165,14 @@ static void *pool_main(void *arg)
 			destroy_retired();
 			continue;
 		}
-		long i = kind_to_refill();
-		if (i >= 0 && refill_one((size_t)i))
-			continue;
-		if (i >= 0)
-			wait_ms(RETRY_PAUSE_MS); /* no slot or a failure: later, or when woken */
+		long long now = now_ms(), retry;
+		long i = kind_to_refill(now);
+		enum refill r = i >= 0 ? refill_one((size_t)i) : NO_SLOT;
+		if (r != NO_SLOT)
+			continue; /* a failed kind pauses; the others go on */
+		retry = next_retry_in(now);
+		if (i >= 0 || retry >= 0) /* no slot, or kinds pausing: later, or when woken */
+			wait_ms(i >= 0 || retry > RETRY_PAUSE_MS ? RETRY_PAUSE_MS : (unsigned)retry);
 		else
 			pthread_cond_wait(&pool.wake, &pool.lock);
 	}
