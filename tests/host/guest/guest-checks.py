@@ -583,15 +583,10 @@ DROPIN = "/etc/systemd/system/sandcell.service.d/host-test.conf"
 @check("without CAP_NET_ADMIN (the 6.1 cgroup_skb attach): network runs refused, "
        "no pins left, check says so")
 def without_net_admin():
-    caps = [c.upper() for c in unit_property("CapabilityBoundingSet").split()
-            if c != "cap_net_admin"]
-    os.makedirs(os.path.dirname(DROPIN), exist_ok=True)
-    with open(DROPIN, "w") as f:
-        f.write("[Service]\nCapabilityBoundingSet=\nCapabilityBoundingSet=%s\n" % " ".join(caps))
+    caps = [c for c in unit_property("CapabilityBoundingSet").split() if c != "cap_net_admin"]
     try:
-        sh("systemctl daemon-reload && systemctl restart sandcell")
+        restart_with_dropin("CapabilityBoundingSet=\nCapabilityBoundingSet=%s\n" % " ".join(caps))
         wait_for(health_ok, 60)
-        wait_for(lambda: "egress" in journal(), 30)
         status, body = run("python3", "print(1)", enable_network=True)
         offline = run_data("python3", "print('offline')")["stdout"]
         pins = glob.glob(PINS + "/*")
@@ -604,9 +599,70 @@ def without_net_admin():
         return ok, "network run: %s %s\noffline: %r\npins: %s\ncheck:\n%s" % (
             status, body, offline, pins, chk)
     finally:
+        remove_dropin()
+
+
+CAP_BITS = {"cap_chown": 0, "cap_kill": 5, "cap_setgid": 6, "cap_setuid": 7, "cap_setpcap": 8,
+            "cap_net_admin": 12, "cap_sys_admin": 21}
+
+
+def in_daemon_ns(pid, script):
+    return sh(["nsenter", "-t", str(pid), "-m", "--", "sh", "-c", script], check_rc=False)
+
+
+@check("the unit's hardening is in force on the running sandcelld (caps, no_new_privs, umask, "
+       "ProtectSystem, ProtectHome, PrivateTmp, Delegate)")
+def hardening_in_force():
+    pid = int(unit_property("MainPID"))
+    status = dict(line.split(":", 1) for line in open("/proc/%d/status" % pid).read().splitlines())
+    want = sum(1 << CAP_BITS[c] for c in unit_property("CapabilityBoundingSet").split())
+    got = {"CapBnd": int(status["CapBnd"], 16), "NoNewPrivs": status["NoNewPrivs"].strip(),
+           "Umask": status["Umask"].strip()}
+    open("/tmp/host-only-marker", "w").close()
+    fs = in_daemon_ns(pid, "touch /usr/x 2>&1; touch /etc/x 2>&1; ls -A /root /home | wc -w; "
+                           "test -e /tmp/host-only-marker && echo shared-tmp")
+    delegated = open(UNIT_CGROUP + "/cgroup.subtree_control").read().split()
+    ok = got == {"CapBnd": want, "NoNewPrivs": "1", "Umask": "0077"} and \
+        fs.stdout.count("Read-only file system") == 2 and "shared-tmp" not in fs.stdout and \
+        fs.stdout.strip().splitlines()[-1] == "0" and \
+        {"memory", "pids", "cpu"} <= set(delegated)
+    return ok, "status %s (want CapBnd %#x); in its mount namespace: %r; subtree_control %s" % (
+        got, want, fs.stdout, delegated)
+
+
+def restart_with_dropin(text):
+    """sandcell.service restarted with a drop-in of [Service] text."""
+    os.makedirs(os.path.dirname(DROPIN), exist_ok=True)
+    with open(DROPIN, "w") as f:
+        f.write("[Service]\n" + text)
+    sh("systemctl daemon-reload")
+    sh("systemctl restart sandcell", check_rc=False)
+
+
+def remove_dropin():
+    if os.path.exists(DROPIN):
         os.unlink(DROPIN)
-        sh("systemctl daemon-reload && systemctl restart sandcell")
-        wait_for(health_ok, 60)
+    sh("systemctl daemon-reload; systemctl reset-failed sandcell; systemctl restart sandcell",
+       check_rc=False)
+    wait_for(health_ok, 60)
+
+
+@check("without each required capability the service refuses to start and names it")
+def each_required_capability():
+    caps = unit_property("CapabilityBoundingSet").split()
+    seen = {}
+    try:
+        for cap in ("cap_sys_admin", "cap_setuid", "cap_setgid", "cap_setpcap", "cap_kill"):
+            cursor = journal_cursor()
+            restart_with_dropin("CapabilityBoundingSet=\nCapabilityBoundingSet=%s\n" % " ".join(
+                c for c in caps if c != cap))
+            named = wait_for(lambda: "missing capability %s" % cap in journal(cursor), 30)
+            seen[cap] = "named" if named else journal(cursor)[-600:]
+            seen[cap] += ", health %s" % health_ok()
+    finally:
+        remove_dropin()
+    ok = all(v == "named, health False" for v in seen.values()) and health_ok()
+    return ok, seen
 
 
 # ---- crash and restarts -----------------------------------------------------------------------
@@ -707,7 +763,9 @@ def main():
     egress_logged(cursor, count)
     cli_from_login_shell()
     check_reports_service()
+    hardening_in_force()
     without_net_admin()
+    each_required_capability()
     sigkill_restart()
     egress_checks(far, local, " after SIGKILL", ("python3",), EGRESS_BLOCKED[::3])
     restart_in_flight()
