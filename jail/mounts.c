@@ -6,7 +6,11 @@
  *   3. bind the host paths read-only, nosuid, nodev (one bind + one remount each:
  *      the kernel ignores MS_RDONLY on the first bind call);
  *   4. /dev: a tmpfs with binds of null, zero, random and urandom only;
- *      /proc: a fresh procfs of the new pid namespace; /tmp: a size-limited tmpfs;
+ *      /proc: a fresh procfs of the new pid namespace; /tmp: a size-limited tmpfs,
+ *      noexec like every other writable place: nothing the program writes can be
+ *      executed, mapped executable or loaded as a shared object (the kernel
+ *      refuses PROT_EXEC mappings of files on noexec mounts; memfd_create is
+ *      outside the seccomp allowlist);
  *   5. pivot_root into it, detach the old root, remount the new root read-only.
  */
 #include <errno.h>
@@ -272,7 +276,7 @@ static int apply_proc_and_tmp(const struct mount_plan *plan, const char **what)
 	*what = "/tmp";
 	under_root(path, sizeof(path), plan->root, "/tmp");
 	if (make_dirs(path, true) != 0 ||
-	    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, plan->tmp_options) != 0)
+	    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, plan->tmp_options) != 0)
 		return -1;
 	return 0;
 }

@@ -439,6 +439,64 @@ def test_no_network_from_node(stack):
     assert data["stdout"].startswith("failed"), data
 
 
+# ---- nothing the program writes can run as code -------------------------------------------
+
+# Each way a program could turn a file it wrote to /tmp into code: exec it (ELF or #!), map it
+# executable, load it as a shared object. /tmp is noexec, so the kernel refuses every one.
+TMP_CODE = r"""
+import ctypes, json, mmap, os, shutil, sys, _ctypes
+out = {}
+shutil.copy(sys.executable, '/tmp/elf')
+with open('/tmp/script', 'w') as f:
+    f.write('#!/usr/bin/python3\nprint("ran")\n')
+shutil.copy(_ctypes.__file__, '/tmp/lib.so')
+for name in ('elf', 'script', 'lib.so'):
+    os.chmod('/tmp/' + name, 0o755)
+for name in ('elf', 'script'):
+    try:
+        os.execv('/tmp/' + name, [name, '-c', 'print("ran")'])
+    except OSError as e:
+        out['exec ' + name] = e.errno
+try:
+    with open('/tmp/lib.so', 'rb') as f:
+        mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC, flags=mmap.MAP_PRIVATE)
+    out['mmap exec'] = 'mapped'
+except OSError as e:
+    out['mmap exec'] = e.errno
+try:
+    ctypes.CDLL('/tmp/lib.so')
+    out['dlopen'] = 'loaded'
+except OSError as e:
+    out['dlopen'] = 'failed to map' if 'failed to map' in str(e) else str(e)
+print(json.dumps(out))
+"""
+
+
+def test_files_written_to_tmp_do_not_run(stack):
+    out, data = report(stack, TMP_CODE)
+    # EACCES (13) for exec on a noexec mount, EPERM (1) for an executable mapping of its file
+    assert out == {"exec elf": 13, "exec script": 13, "mmap exec": 1,
+                   "dlopen": "failed to map"}, (out, data)
+
+
+NODE_DLOPEN = r"""
+const fs = require('fs');
+const lib = fs.readdirSync('/usr/lib/x86_64-linux-gnu').find(n => /^libm\.so\.6$/.test(n));
+fs.copyFileSync('/usr/lib/x86_64-linux-gnu/' + lib, '/tmp/lib.node');
+try {
+  process.dlopen({exports: {}}, '/tmp/lib.node');
+  console.log('loaded');
+} catch (e) {
+  console.log(/failed to map segment/.test(e.message) ? 'refused' : 'loaded: ' + e.message);
+}
+"""
+
+
+def test_node_cannot_load_native_code_from_tmp(stack):
+    data = run_ok(stack, "nodejs", NODE_DLOPEN)
+    assert data["stdout"] == "refused\n", data
+
+
 def test_nothing_left_after_attacks(stack):
     assert_clean(stack)
 
