@@ -23,6 +23,7 @@
 #include "fcgi/log.h"
 #include "fcgi/metrics.h"
 #include "fcgi/reply.h"
+#include "fcgi/reply_bound.h"
 #include "fcgi/request.h"
 #include "fcgi/router.h"
 #include "jail/jail.h"
@@ -212,6 +213,12 @@ static void run_admitted(struct exchange *x, const struct run_request *rq,
 		x->outcome = "host_fault";
 		x->reason = "sandbox setup failed";
 		log_event(LOG_LEVEL_ERROR, "sandbox setup failed", "id", x->id, "error", err, NULL);
+		return;
+	}
+	/* before the error text and the metrics: a cut is an output limit hit */
+	if (reply_bound_output(&res, config->output_limit) < 0) {
+		fail(x, 500, "host_fault", "out of memory");
+		run_result_free(&res);
 		return;
 	}
 	metrics_observe_run(lang, res.duration_ms, res.hits);

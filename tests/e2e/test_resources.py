@@ -6,6 +6,7 @@ Bounds are there to catch "never ends", not to measure speed: timing belongs
 to bench/.
 """
 
+import json
 import os
 import signal
 import threading
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import assert_alive, assert_clean, error_lines, http, run, run_ok
+from conftest import assert_alive, assert_clean, error_lines, http, post_raw, run, run_ok
 
 TIMEOUT = 2           # worker_timeout of the limits stacks
 BOUND = TIMEOUT + 30  # an answer later than this means the limit did not work
@@ -203,6 +204,27 @@ def test_output_flood(limits, language, code, stream):
     assert_marker(data, "error: output limit exceeded")
     assert 0 < len(data[stream].encode()) <= OUTPUT_LIMIT, len(data[stream])
     assert set(data[stream]) <= {"x", "\n", "e"}, "output corrupted"
+    assert_after(limits)
+
+
+# Control bytes escape to six bytes each in JSON, and stderr is sent twice (in `stderr` and at
+# the end of `error`): unbounded, this reply would be about 18 x output_limit.
+@pytest.mark.parametrize("language,code", [
+    ("python3", "import sys\nwhile True:\n    sys.stdout.write('\\x01' * 4096)\n"
+                "    sys.stderr.write('\\x02' * 4096)\n"),
+    ("nodejs", "const a = '\\x01'.repeat(4096), b = '\\x02'.repeat(4096);\n"
+               "for (;;) { process.stdout.write(a); process.stderr.write(b); }\n"),
+])
+def test_reply_is_bounded_whatever_the_output(limits, language, code):
+    body = json.dumps({"language": language, "code": code})
+    r = post_raw(limits, "/v1/sandbox/run", body)
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.content) <= 2 * OUTPUT_LIMIT + 1024, len(r.content)
+    data = r.json()["data"]
+    assert "error: output limit exceeded" in error_lines(data), data["error"][:300]
+    assert data["stdout"] and set(data["stdout"]) == {"\x01"}
+    assert data["stderr"] and set(data["stderr"]) == {"\x02"}
+    assert data["error"].endswith(data["stderr"])
     assert_after(limits)
 
 

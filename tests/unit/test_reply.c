@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fcgi/reply.h"
+#include "fcgi/reply_bound.h"
 #include "fcgi/utf8.h"
 
 #define FFFD "\xef\xbf\xbd"
@@ -232,6 +233,113 @@ static void test_utf8_truncated_sequences(void **state)
 		 "a" FFFD FFFD FFFD "b" FFFD "c" FFFD FFFD "d");
 }
 
+static char *filled(size_t n, char c)
+{
+	char *s = malloc(n);
+
+	assert_non_null(s);
+	memset(s, c, n);
+	return s;
+}
+
+static void test_json_escaped_len(void **state)
+{
+	(void)state;
+	assert_int_equal(json_escaped_len("ab", 2), 2);
+	assert_int_equal(json_escaped_len("\"\\\n\t", 4), 8);
+	assert_int_equal(json_escaped_len("\x01\x1f", 2), 12);
+	assert_int_equal(json_escaped_len("\xc3\xa9/", 3), 3);
+}
+
+/* The reply generated from a bounded result is itself within the bound. */
+static size_t reply_len(struct run_result *res)
+{
+	struct reply r = { 0 };
+	size_t len, n;
+	char *error_text = run_result_error_text(res, &len);
+
+	assert_non_null(error_text);
+	assert_int_equal(reply_run_result(&r, res, error_text, len), 0);
+	n = r.body_len;
+	free(error_text);
+	reply_free(&r);
+	return n;
+}
+
+static void test_bound_control_bytes(void **state)
+{
+	const size_t limit = 4096;
+	struct run_result res = { .out = filled(limit, 1), .out_len = limit,
+				  .err = filled(limit, 2), .err_len = limit, .exit_code = 0 };
+
+	(void)state;
+	assert_int_equal(reply_bound_output(&res, limit), 0);
+	assert_true(res.hits & JAIL_HIT_OUTPUT);
+	assert_true(json_escaped_len(res.out, res.out_len) +
+		    2 * json_escaped_len(res.err, res.err_len) <= 2 * limit);
+	/* both streams keep a share */
+	assert_true(res.err_len >= 2 * limit / 4 / 6 - 1 && res.out_len > 0);
+	assert_true(reply_len(&res) <= 2 * limit + 1024);
+	run_result_free(&res);
+}
+
+static void test_bound_leaves_plain_output(void **state)
+{
+	const size_t limit = 4096;
+	struct run_result res = { .out = filled(limit, 'o'), .out_len = limit,
+				  .err = filled(limit / 2, 'e'), .err_len = limit / 2 };
+
+	(void)state;
+	assert_int_equal(reply_bound_output(&res, limit), 0);
+	assert_int_equal(res.out_len, limit);
+	assert_int_equal(res.err_len, limit / 2);
+	assert_int_equal(res.hits, 0);
+	run_result_free(&res);
+}
+
+static void test_bound_small_stdout_leaves_stderr_room(void **state)
+{
+	const size_t limit = 4096;
+	struct run_result res = { .out = filled(10, 'o'), .out_len = 10,
+				  .err = filled(limit, '\n'), .err_len = limit };
+
+	(void)state;
+	assert_int_equal(reply_bound_output(&res, limit), 0);
+	assert_int_equal(res.out_len, 10);
+	assert_true(res.hits & JAIL_HIT_OUTPUT);
+	/* stderr escaped twice fills what stdout left: (2 * 4096 - 10) / 2 escaped bytes */
+	assert_int_equal(res.err_len, (2 * limit - 10) / 2 / 2);
+	run_result_free(&res);
+}
+
+static void test_bound_cuts_on_a_character_boundary(void **state)
+{
+	const size_t limit = 64;
+	char *out = malloc(3 * limit);
+	struct run_result res = { .out = out, .out_len = 3 * limit };
+
+	(void)state;
+	for (size_t i = 0; i < limit; i++)
+		memcpy(out + 3 * i, "\xe2\x82\xac", 3); /* the euro sign, 3 bytes */
+	assert_int_equal(reply_bound_output(&res, limit), 0);
+	assert_true(res.hits & JAIL_HIT_OUTPUT);
+	assert_int_equal(res.out_len % 3, 0);
+	assert_true(res.out_len <= 2 * limit);
+	assert_true(utf8_is_valid(res.out, res.out_len));
+	run_result_free(&res);
+}
+
+static void test_bound_repairs_invalid_bytes(void **state)
+{
+	struct run_result res = { .out = filled(4, (char)0xff), .out_len = 4 };
+
+	(void)state;
+	assert_int_equal(reply_bound_output(&res, 1024), 0);
+	assert_int_equal(res.out_len, 12); /* four U+FFFD */
+	assert_true(utf8_is_valid(res.out, res.out_len));
+	run_result_free(&res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +355,12 @@ int main(void)
 		cmocka_unit_test(test_utf8_valid_unchanged),
 		cmocka_unit_test(test_utf8_invalid_bytes),
 		cmocka_unit_test(test_utf8_truncated_sequences),
+		cmocka_unit_test(test_json_escaped_len),
+		cmocka_unit_test(test_bound_control_bytes),
+		cmocka_unit_test(test_bound_leaves_plain_output),
+		cmocka_unit_test(test_bound_small_stdout_leaves_stderr_room),
+		cmocka_unit_test(test_bound_cuts_on_a_character_boundary),
+		cmocka_unit_test(test_bound_repairs_invalid_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
