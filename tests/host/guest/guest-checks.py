@@ -619,7 +619,7 @@ def hardening_in_force():
     got = {"CapBnd": int(status["CapBnd"], 16), "NoNewPrivs": status["NoNewPrivs"].strip(),
            "Umask": status["Umask"].strip()}
     open("/tmp/host-only-marker", "w").close()
-    fs = in_daemon_ns(pid, "touch /usr/x 2>&1; touch /etc/x 2>&1; ls -A /root /home | wc -w; "
+    fs = in_daemon_ns(pid, "touch /usr/x 2>&1; touch /etc/x 2>&1; find /root /home -mindepth 1 | wc -l; "
                            "test -e /tmp/host-only-marker && echo shared-tmp")
     delegated = open(UNIT_CGROUP + "/cgroup.subtree_control").read().split()
     ok = got == {"CapBnd": want, "NoNewPrivs": "1", "Umask": "0077"} and \
