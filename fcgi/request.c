@@ -16,6 +16,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "fcgi/request.h"
+#include "fcgi/utf8.h"
 
 enum field {
 	FIELD_OTHER,
@@ -114,6 +115,16 @@ static int on_number(void *ctx, const char *text, size_t len)
 	return fail(st, wrong_type(st->field));
 }
 
+static const char *not_utf8(enum field f)
+{
+	switch (f) {
+	case FIELD_LANGUAGE: return "language must be valid UTF-8";
+	case FIELD_CODE: return "code must be valid UTF-8";
+	case FIELD_PRELOAD: return "preload must be valid UTF-8";
+	default: return MSG_NOT_JSON;
+	}
+}
+
 static int copy_string(char **slot, size_t *slot_len, const unsigned char *s, size_t len)
 {
 	char *copy = malloc(len + 1);
@@ -136,6 +147,10 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
 
 	if (t <= 0)
 		return t == 0;
+	/* yajl's own check lets overlong forms, surrogates (raw or as \u escapes)
+	 * and code points above U+10FFFF through */
+	if (st->field != FIELD_ENABLE_NETWORK && !utf8_is_valid((const char *)s, len))
+		return fail(st, not_utf8(st->field));
 	switch (st->field) {
 	case FIELD_LANGUAGE:
 		rc = copy_string(&req->language, &req->language_len, s, len);

@@ -156,6 +156,11 @@ BAD_BODIES = {
     "number top level": b"42",
     "null top level": b"null",
     "invalid utf-8": b'{"language": "python3", "code": "print(1) # \xff\xfe ' + TOKEN.encode() + b'"}',
+    # what yajl's own check lets through: overlong '/', an encoded surrogate, > U+10FFFF
+    "overlong utf-8": b'{"language": "python3", "code": "print(1) # \xc0\xaf ' + TOKEN.encode() + b'"}',
+    "surrogate in utf-8": b'{"language": "python3", "code": "# \xed\xa0\x80 ' + TOKEN.encode() + b'"}',
+    "beyond U+10FFFF": b'{"language": "python3", "code": "# \xf4\x90\x80\x80 ' + TOKEN.encode() + b'"}',
+    "overlong in preload": b'{"language": "python3", "code": "1", "preload": "\xe0\x80\xaf"}',
     "nested 1000 deep": b'{"language": "python3", "code": "print(1)", "x": '
                         + b"[" * 1000 + b"]" * 1000 + b"}",
     "nested objects 1000 deep": b'{"language":"python3","code":"print(1)","x":'

@@ -326,6 +326,28 @@ static void test_key_matches(void **state)
 	assert_false(router_key_matches(NULL, "secret"));
 }
 
+/* Strings must be well-formed UTF-8, whatever yajl's laxer check lets through. */
+static void test_strict_utf8(void **state)
+{
+	struct run_request req = { 0 };
+
+	(void)state;
+	expect_error("{\"language\":\"python3\",\"code\":\"\xc0\xaf\"}",
+		     "code must be valid UTF-8"); /* overlong '/' */
+	expect_error("{\"language\":\"python3\",\"code\":\"\xed\xa0\x80\"}",
+		     "code must be valid UTF-8"); /* an encoded surrogate */
+	expect_error("{\"language\":\"python3\",\"code\":\"\xf4\x90\x80\x80\"}",
+		     "code must be valid UTF-8"); /* above U+10FFFF */
+	expect_error("{\"language\":\"py\xe0\x80\xb3\",\"code\":\"1\"}",
+		     "language must be valid UTF-8");
+	expect_error("{\"language\":\"python3\",\"code\":\"1\",\"preload\":\"\xc1\xbf\"}",
+		     "preload must be valid UTF-8");
+	/* well-formed text, escaped pairs and NUL are fine */
+	assert_null(parse("{\"language\":\"python3\",\"code\":\"\xe2\x82\xac \\ud83d\\ude00 "
+			  "\\u0000\"}", &req));
+	run_request_free(&req);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_trace_id),
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_key_matches),
+		cmocka_unit_test(test_strict_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
