@@ -11,6 +11,14 @@
  * proxy-only mode the proxy lines alone. Order matters only among rules of
  * the same prefix (bpf/egress.h), and the operator's come first.
  *
+ * Between the resolvers and the defaults: "deny" for each of the host's own
+ * addresses (host_addrs.c: every interface of sandcelld's namespace and of
+ * `netns`), so that a sandbox cannot reach what the host serves on its public
+ * address; an operator's egress_rule can still allow one. A second thread
+ * waits for address change notifications and installs the policy again
+ * when the set changes. If the addresses cannot be read, network runs are
+ * refused (the policy is not installed), never run without that deny.
+ *
  * A name that does not resolve contributes no rule (the destination stays
  * denied, never opened) and is logged. sandcelld resolves the names itself
  * (dns_client.c) with the configured resolvers, and one thread re-resolves
@@ -48,6 +56,7 @@
 #include "fcgi/config.h"
 #include "fcgi/dns_client.h"
 #include "fcgi/egress_policy.h"
+#include "fcgi/host_addrs.h"
 #include "fcgi/log.h"
 #include "jail/jail.h"
 
@@ -79,7 +88,12 @@ static struct {
 	bool running, stop;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-} st = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	/* the host's own addresses, and the thread that keeps them current */
+	struct host_addrs host;
+	pthread_t addrs_thread;
+	bool addrs_running;
+	int addrs_stop[2];
+} st = { .lock = PTHREAD_MUTEX_INITIALIZER, .addrs_stop = { -1, -1 } };
 
 static long long now_ms(void)
 {
@@ -376,9 +390,23 @@ static int write_name_files(struct sandcell_config *cfg, char *err, size_t errle
 	return 0;
 }
 
+static int load_host_addrs(const struct sandcell_config *cfg, char *err, size_t errlen)
+{
+	if (host_addrs_open(cfg->netns, err, errlen) != 0)
+		return -1;
+	if (host_addrs_read(&st.host) != 0) {
+		snprintf(err, errlen, "reading the host's addresses: %s", strerror(errno));
+		host_addrs_close();
+		return -1;
+	}
+	return 0;
+}
+
 static int load(const struct sandcell_config *cfg, char *err, size_t errlen)
 {
 	if (load_lines(cfg, err, errlen) != 0)
+		return -1;
+	if (!st.proxy_only && load_host_addrs(cfg, err, errlen) != 0)
 		return -1;
 	load_resolvers(cfg);
 	st.loaded = true;
@@ -512,6 +540,14 @@ static int build(struct rule_list *rl)
 			if (push(rl, &r[k]) != 0)
 				return -1;
 	}
+	for (size_t i = 0; i < st.host.n; i++) {
+		struct egress_rule r[2];
+		snprintf(text, sizeof(text), "deny %s", st.host.text[i]);
+		int n = egress_parse_rule(text, r, 2, err, sizeof(err));
+		for (int k = 0; k < n; k++)
+			if (push(rl, &r[k]) != 0)
+				return -1;
+	}
 	for (size_t i = 0; i < n_defaults; i++)
 		if (push(rl, &defaults[i]) != 0)
 			return -1;
@@ -589,6 +625,62 @@ static void *refresh_main(void *arg)
 	return NULL;
 }
 
+/* Installs the policy again whenever the host's set of addresses changes. */
+static void *addrs_main(void *arg)
+{
+	static struct host_addrs now;
+
+	(void)arg;
+	for (;;) {
+		int rc = host_addrs_wait(st.addrs_stop[0], -1);
+		if (rc == 0)
+			break; /* stopped */
+		if (rc < 0 || host_addrs_read(&now) != 0) {
+			log_event(LOG_LEVEL_ERROR, "egress policy: cannot follow the host's addresses; "
+				  "the last ones read stay denied", "error", strerror(errno), NULL);
+			break;
+		}
+		pthread_mutex_lock(&st.lock);
+		bool changed = now.n != st.host.n ||
+			       memcmp(now.text, st.host.text, now.n * sizeof(now.text[0]));
+		if (changed)
+			memcpy(&st.host, &now, sizeof(now));
+		pthread_mutex_unlock(&st.lock);
+		if (changed)
+			install("the host's addresses changed");
+	}
+	return NULL;
+}
+
+static int start_addrs_thread(void)
+{
+	if (pipe2(st.addrs_stop, O_CLOEXEC) != 0)
+		return -1;
+	if (pthread_create(&st.addrs_thread, NULL, addrs_main, NULL) != 0) {
+		close(st.addrs_stop[0]);
+		close(st.addrs_stop[1]);
+		st.addrs_stop[0] = st.addrs_stop[1] = -1;
+		return -1;
+	}
+	st.addrs_running = true;
+	return 0;
+}
+
+static void stop_addrs_thread(void)
+{
+	if (st.addrs_running) {
+		if (write(st.addrs_stop[1], "x", 1) != 1)
+			log_event(LOG_LEVEL_WARN, "egress policy: cannot stop the address thread", NULL);
+		pthread_join(st.addrs_thread, NULL);
+		close(st.addrs_stop[0]);
+		close(st.addrs_stop[1]);
+		st.addrs_stop[0] = st.addrs_stop[1] = -1;
+		st.addrs_running = false;
+	}
+	host_addrs_close();
+	st.host.n = 0;
+}
+
 static int start_refresh(void)
 {
 	pthread_condattr_t ca;
@@ -620,6 +712,9 @@ int egress_policy_start(const struct sandcell_config *cfg)
 			resolve_line(&st.lines[i], false);
 	if (install("start-up") != 0)
 		return -1;
+	if (!st.proxy_only && start_addrs_thread() != 0)
+		log_event(LOG_LEVEL_ERROR, "egress policy: cannot start the thread that follows the "
+			  "host's addresses; those of now stay denied, new ones are not", NULL);
 	if (has_hosts() && start_refresh() != 0) {
 		log_event(LOG_LEVEL_ERROR, "egress policy: cannot start the thread that re-resolves "
 			  "host names; their addresses stay as resolved now", NULL);
@@ -638,6 +733,7 @@ void egress_policy_stop(void)
 		pthread_cond_destroy(&st.wake);
 		st.running = false;
 	}
+	stop_addrs_thread();
 	free_lines();
 	st.loaded = false;
 	/* run_dir is left as it was found (no sandbox binds them any more) */
@@ -708,5 +804,7 @@ void egress_policy_describe(const struct sandcell_config *cfg, FILE *out, const 
 	}
 	free(rl.v);
 	free_lines();
+	host_addrs_close();
+	st.host.n = 0;
 	st.loaded = false;
 }

@@ -445,7 +445,7 @@ class Stack:
                 text = self._substitute(f.read())
             if not self.shipped_rates:
                 text = re.sub(r"\brate=\d+r/[sm]\b", "rate=100000r/s", text)
-                text = re.sub(r"(limit_conn sandcell_conn_\w+) \d+;", r"\1 100000;", text)
+                text = re.sub(r"(limit_conn sandcell_conn_\w+) \d+;", r"\1 60000;", text)
             with open(os.path.join(conf, dest), "w") as f:
                 f.write(text)
         with open(os.path.join(conf, "nginx.conf"), "w") as f:

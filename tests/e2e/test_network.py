@@ -714,3 +714,66 @@ def test_proxy_only_without_proxy_refuses_to_start(tmp_path):
     r = subprocess.run([os.path.join(conftest.builddir(), "sandcelld"), "--config", str(conf)],
                        capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
     assert r.returncode != 0 and "egress_proxy_only" in r.stderr, r
+
+
+# ---- the host's own addresses -------------------------------------------------------------
+
+# Addresses that play the host's public ones: in space the defaults open on 80 and 443, on
+# an interface of the namespace sandcelld runs in (this one). Nothing here routes anywhere.
+HOST_PUBLIC = ["93.184.216.34", "2606:4700:4700::1111"]
+HOST_PUBLIC_LATER = "93.184.216.35"
+
+
+def _ns_addr(net, verb, addr):
+    args = ["-n", net.ns.name, "addr", verb, addr + ("/128" if ":" in addr else "/32"), "dev", "h0"]
+    if ":" in addr and verb == "add":
+        args.append("nodad")
+    netnsmod._ip(*args)
+
+
+def _policy_installs(stack):
+    return stack.log(100000).count('msg="egress policy installed"')
+
+
+def test_the_hosts_own_addresses_are_denied(net):
+    for a in HOST_PUBLIC:
+        _ns_addr(net, "add", a)
+    listeners = [net.listen(a, 443) for a in HOST_PUBLIC]
+    try:
+        s = net.stack()
+        allowed = net.stack(egress_rule=["allow %s tcp 443" % a for a in HOST_PUBLIC])
+        code = py("print(json.dumps([tcp(h, 443) for h in %r]))" % HOST_PUBLIC)
+        for language_code in [code]:
+            out, _ = report(s, language_code)
+            assert out == ["EPERM", "EPERM"], out
+            assert [l.count() for l in listeners] == [0, 0]
+        node = ("const net = require('net'); const out = [];\n"
+                "for (const h of %s) { const c = net.connect(443, h);\n"
+                "  c.on('connect', () => { out.push('connected'); c.destroy(); done(); });\n"
+                "  c.on('error', e => { out.push(e.code); done(); }); }\n"
+                "function done() { if (out.length === 2) console.log(JSON.stringify(out.sort())); }\n"
+                % json.dumps(HOST_PUBLIC))
+        out, _ = report(s, node, "nodejs")
+        assert out == ["EPERM", "EPERM"], out
+        assert [l.count() for l in listeners] == [0, 0]
+        # an operator's egress_rule still opens one: the listeners do receive then
+        out, _ = report(allowed, code)
+        assert out == ["connected hello", "connected hello"], out
+        assert [l.count() for l in listeners] == [1, 1]
+
+        # an address the host gets later is denied as soon as it appears
+        installs = _policy_installs(s)
+        _ns_addr(net, "add", HOST_PUBLIC_LATER)
+        later = net.listen(HOST_PUBLIC_LATER, 443)
+        deadline = time.monotonic() + 20
+        while _policy_installs(s) == installs:
+            assert time.monotonic() < deadline, s.log(20)
+            time.sleep(0.1)
+        assert "the host's addresses changed" in s.log(20)
+        out, _ = report(s, py("print(json.dumps(tcp(%r, 443)))" % HOST_PUBLIC_LATER))
+        assert out == "EPERM" and later.count() == 0, out
+        conftest.assert_alive(s)
+    finally:
+        for a in HOST_PUBLIC + [HOST_PUBLIC_LATER]:
+            netnsmod._ip("-n", net.ns.name, "addr", "del", a + ("/128" if ":" in a else "/32"),
+                         "dev", "h0", check=False)

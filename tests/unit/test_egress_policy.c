@@ -13,6 +13,7 @@
 #include "fcgi/config.h"
 #include "fcgi/dns_client.h"
 #include "fcgi/egress_policy.h"
+#include "fcgi/host_addrs.h"
 
 static const char *no_env(const char *name, void *ctx)
 {
@@ -196,6 +197,33 @@ static void nxdomain_is_an_answer(void **state)
 	assert_int_equal(r.n, 0);
 }
 
+static bool has_addr(const struct host_addrs *a, const char *text)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcmp(a->text[i], text))
+			return true;
+	return false;
+}
+
+/* Every address of this namespace's interfaces, sorted; a bad netns path is an error. */
+static void host_addresses_read(void **state)
+{
+	static struct host_addrs a;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(host_addrs_open(NULL, err, sizeof(err)), 0);
+	assert_int_equal(host_addrs_read(&a), 0);
+	assert_true(has_addr(&a, "127.0.0.1"));
+	for (size_t i = 1; i < a.n; i++)
+		assert_true(strcmp(a.text[i - 1], a.text[i]) < 0);
+	/* nothing changed: no notification within 50 ms */
+	assert_int_equal(host_addrs_wait(-1, 50), 0);
+	host_addrs_close();
+	assert_int_equal(host_addrs_open("/nonexistent/netns", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/netns"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +234,7 @@ int main(void)
 		cmocka_unit_test(dns_answer_parsed),
 		cmocka_unit_test(dns_malformed_refused),
 		cmocka_unit_test(nxdomain_is_an_answer),
+		cmocka_unit_test(host_addresses_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
