@@ -187,7 +187,7 @@ static void forget_languages(void)
 
 static int prepare_languages(char *err, size_t errlen)
 {
-	for (size_t i = 0; languages[i] && i < MAX_LANGUAGES; i++) {
+	for (size_t i = 0; i < MAX_LANGUAGES && languages[i]; i++) {
 		ex.n_langs = i + 1;
 		if (prepare_language(&ex.langs[i], languages[i], ex.cfg, ex.root, network_netns_fd(),
 				     ex.exe_fd, err, errlen) != 0)

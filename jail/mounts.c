@@ -26,7 +26,9 @@
 
 #include "jail/mounts.h"
 
-static const char *const devices[] = { "null", "zero", "random", "urandom", NULL };
+/* full paths: what a failed bind reports points into this table, never into
+ * a stack frame that is gone by the time the child reports it */
+static const char *const devices[] = { "/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", NULL };
 static const char *const usr_links[] = { "bin", "sbin", "lib", "lib64", NULL };
 
 /* ---- parent side ---------------------------------------------------------- */
@@ -241,7 +243,7 @@ static const char *under_root(char *buf, size_t size, const char *root, const ch
 
 static int apply_dev(const struct mount_plan *plan, const char **what)
 {
-	char dev[PATH_MAX], node[PATH_MAX], host[32];
+	char dev[PATH_MAX], node[PATH_MAX];
 
 	*what = "/dev";
 	under_root(dev, sizeof(dev), plan->root, "/dev");
@@ -249,12 +251,9 @@ static int apply_dev(const struct mount_plan *plan, const char **what)
 	    mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755") != 0)
 		return -1;
 	for (size_t i = 0; devices[i]; i++) {
-		size_t n = strlen(devices[i]);
-		memcpy(host, "/dev/", 5);
-		memcpy(host + 5, devices[i], n + 1);
-		*what = host;
-		under_root(node, sizeof(node), plan->root, host);
-		if (make_file(node) != 0 || bind_readonly(host, node, MS_NOEXEC) != 0)
+		*what = devices[i];
+		under_root(node, sizeof(node), plan->root, devices[i]);
+		if (make_file(node) != 0 || bind_readonly(devices[i], node, MS_NOEXEC) != 0)
 			return -1;
 	}
 	*what = "/dev/fd";

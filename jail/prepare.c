@@ -1,4 +1,6 @@
 /* Preparing a language; see prepare.h. Nothing here runs per request. */
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,55 +9,85 @@
 #include "jail/prepare.h"
 #include "jail/seccomp_policy.h"
 
-/* argv with @RUNNER@ and @HEAP_MB@ filled in. */
+static void free_strings(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* v[(*k)++] = s; false if s is NULL (out of memory). v stays NULL-terminated
+ * and without gaps, so free_strings frees all of it either way. */
+static bool append(char **v, size_t *k, char *s)
+{
+	if (!s)
+		return false;
+	v[(*k)++] = s;
+	return true;
+}
+
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return rc < 0 ? NULL : s;
+}
+
+/* argv with @RUNNER@ and @HEAP_MB@ filled in; NULL if memory ran out. */
 static char **build_argv(const struct language *lang, const struct jail_config *cfg,
 			 const char *executable)
 {
-	size_t n = 0;
+	size_t n = 0, k = 0;
 	while (lang->args[n])
 		n++;
 	char **argv = calloc(n + 2, sizeof(char *));
-	if (!argv)
-		return NULL;
-	argv[0] = strdup(executable);
 	unsigned long long heap_mb = cfg->memory_limit * 3 / 4 / (1024 * 1024);
-	for (size_t i = 0; i < n; i++) {
+	bool ok = argv && append(argv, &k, strdup(executable));
+
+	for (size_t i = 0; ok && i < n; i++) {
 		const char *a = lang->args[i];
 		const char *heap = strstr(a, "@HEAP_MB@");
 		if (strcmp(a, "@RUNNER@") == 0)
-			argv[i + 1] = strdup(lang->runner);
-		else if (heap && asprintf(&argv[i + 1], "%.*s%llu", (int)(heap - a), a, heap_mb) < 0)
-			argv[i + 1] = NULL;
-		else if (!heap)
-			argv[i + 1] = strdup(a);
+			ok = append(argv, &k, strdup(lang->runner));
+		else if (heap)
+			ok = append(argv, &k, format("%.*s%llu", (int)(heap - a), a, heap_mb));
+		else
+			ok = append(argv, &k, strdup(a));
 	}
-	for (size_t i = 0; i <= n; i++)
-		if (!argv[i])
-			return NULL; /* out of memory at start-up; the caller fails */
+	if (!ok) {
+		free_strings(argv);
+		return NULL;
+	}
 	return argv;
 }
 
+/* The language's environment and the proxies; NULL if memory ran out. */
 static char **build_envp(const struct language *lang, const struct jail_config *cfg)
 {
-	size_t n = 0;
+	size_t n = 0, k = 0;
 	while (lang->env[n])
 		n++;
 	char **envp = calloc(n + 5, sizeof(char *));
-	if (!envp)
-		return NULL;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		envp[k++] = strdup(lang->env[i]);
+	bool ok = envp != NULL;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = append(envp, &k, strdup(lang->env[i]));
 	/* both spellings: Python's urllib reads either, Node libraries the lower case */
-	if (cfg->http_proxy && *cfg->http_proxy) {
-		if (asprintf(&envp[k++], "HTTP_PROXY=%s", cfg->http_proxy) < 0 ||
-		    asprintf(&envp[k++], "http_proxy=%s", cfg->http_proxy) < 0)
-			return NULL;
-	}
-	if (cfg->https_proxy && *cfg->https_proxy) {
-		if (asprintf(&envp[k++], "HTTPS_PROXY=%s", cfg->https_proxy) < 0 ||
-		    asprintf(&envp[k++], "https_proxy=%s", cfg->https_proxy) < 0)
-			return NULL;
+	if (ok && cfg->http_proxy && *cfg->http_proxy)
+		ok = append(envp, &k, format("HTTP_PROXY=%s", cfg->http_proxy)) &&
+		     append(envp, &k, format("http_proxy=%s", cfg->http_proxy));
+	if (ok && cfg->https_proxy && *cfg->https_proxy)
+		ok = append(envp, &k, format("HTTPS_PROXY=%s", cfg->https_proxy)) &&
+		     append(envp, &k, format("https_proxy=%s", cfg->https_proxy));
+	if (!ok) {
+		free_strings(envp);
+		return NULL;
 	}
 	return envp;
 }
@@ -153,13 +185,6 @@ int prepare_language(struct lang_state *ls, const struct language *lang, const s
 		if (prepare_mode(ls, mode, cfg, root, netns_fd, exe_fd, err, errlen) != 0)
 			return -1;
 	return 0;
-}
-
-static void free_strings(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
 }
 
 void forget_language(struct lang_state *ls)
