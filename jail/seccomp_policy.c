@@ -44,6 +44,9 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdint.h>
@@ -143,7 +146,7 @@ static const char *const base_syscalls[] = {
 	 * with network the BPF egress programs decide connect and sendmsg.
 	 * bind stays: urllib3 binds ::1 to probe for IPv6 support.
 	 * sendmmsg is glibc's resolver sending A and AAAA queries at once. */
-	"connect", "bind", "getsockname", "getpeername", "getsockopt", "setsockopt", "shutdown",
+	"connect", "bind", "getsockname", "getpeername", "getsockopt", "shutdown",
 	"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
 	NULL,
 };
@@ -160,7 +163,8 @@ static const char *const process_syscalls[] = {"fork", "vfork", "setsid", "setpg
  * ALLOWED_SYSCALLS would undo their argument checks, so such numbers are
  * skipped (the policy stays closed). */
 static const char *const filtered_syscalls[] = {
-	"clone", "clone3", "socket", "socketpair", "ioctl", "personality", "rt_sigaction", NULL,
+	"clone", "clone3", "socket", "socketpair", "ioctl", "personality", "rt_sigaction",
+	"setsockopt", NULL,
 };
 
 struct builder {
@@ -277,8 +281,19 @@ static int add_socket_rules(struct builder *b, bool network)
  * refused (ascending). The kernel reads the argument as 32 bits, so the upper
  * half is ignored here too. The complement is cut into aligned power-of-two
  * blocks, one masked comparison each (about 8 per refused value). */
+static int allow_all_but_when(struct builder *b, int nr, const struct scmp_arg_cmp *when,
+			      unsigned arg, const uint32_t *refused, size_t n, const char *what);
+
 static int allow_all_but(struct builder *b, int nr, unsigned arg, const uint32_t *refused,
 			 size_t n, const char *what)
+{
+	return allow_all_but_when(b, nr, NULL, arg, refused, n, what);
+}
+
+/* allow_all_but, for the calls that also match *when (if not NULL): one more
+ * comparison, of another argument, in every rule. */
+static int allow_all_but_when(struct builder *b, int nr, const struct scmp_arg_cmp *when,
+			      unsigned arg, const uint32_t *refused, size_t n, const char *what)
 {
 	uint64_t lo = 0;
 
@@ -289,13 +304,15 @@ static int allow_all_but(struct builder *b, int nr, unsigned arg, const uint32_t
 			unsigned k = lo ? (unsigned)__builtin_ctzll(lo) : 32;
 			while (lo + (1ULL << k) > end)
 				k--;
-			struct scmp_arg_cmp cmp = {
+			struct scmp_arg_cmp cmp[2] = { {
 				.arg = arg,
 				.op = SCMP_CMP_MASKED_EQ,
 				.datum_a = LOW32 & ~((1ULL << k) - 1),
 				.datum_b = lo,
-			};
-			if (add_rule(b, SCMP_ACT_ALLOW, nr, 1, &cmp, what) < 0)
+			} };
+			if (when)
+				cmp[1] = *when;
+			if (add_rule(b, SCMP_ACT_ALLOW, nr, when ? 2 : 1, cmp, what) < 0)
 				return -1;
 			lo += 1ULL << k;
 		}
@@ -314,6 +331,42 @@ static int add_ioctl_rules(struct builder *b)
 
 	return allow_all_but(b, SCMP_SYS(ioctl), 1, refused, sizeof refused / sizeof refused[0],
 			     "ioctl");
+}
+
+/* setsockopt: every option but those that reach rarely used kernel code with
+ * a history of holes, which neither runtime sets: UDP encapsulation
+ * (UDP_ENCAP: ESP-in-UDP, L2TP), TCP upper-layer protocols (TCP_ULP: kernel
+ * TLS), IPsec policies (IP_/IPV6_XFRM_POLICY, *_IPSEC_POLICY), IPV6_ADDRFORM,
+ * and socket filter programs (SO_ATTACH_*). Written as: any level but these
+ * five, or one of them with any option but the refused ones. */
+static int add_setsockopt_rules(struct builder *b)
+{
+	static const struct {
+		uint32_t level;
+		uint32_t options[4]; /* ascending */
+		size_t n;
+	} refused[] = { /* ascending levels */
+		{ SOL_IP, { IP_IPSEC_POLICY, IP_XFRM_POLICY }, 2 },
+		{ SOL_SOCKET, { SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF,
+				SO_ATTACH_REUSEPORT_EBPF }, 4 },
+		{ SOL_TCP, { TCP_ULP }, 1 },
+		{ SOL_UDP, { UDP_ENCAP }, 1 },
+		{ SOL_IPV6, { IPV6_ADDRFORM, IPV6_IPSEC_POLICY, IPV6_XFRM_POLICY }, 3 },
+	};
+	uint32_t levels[sizeof(refused) / sizeof(refused[0])];
+	size_t n = sizeof(refused) / sizeof(refused[0]);
+
+	for (size_t i = 0; i < n; i++)
+		levels[i] = refused[i].level;
+	if (allow_all_but(b, SCMP_SYS(setsockopt), 1, levels, n, "setsockopt") < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct scmp_arg_cmp level = SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, refused[i].level);
+		if (allow_all_but_when(b, SCMP_SYS(setsockopt), &level, 2, refused[i].options,
+				       refused[i].n, "setsockopt") < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* personality: querying (0xffffffff) and setting the default (PER_LINUX)
@@ -356,7 +409,8 @@ static int add_all_rules(struct builder *b, const struct policy_options *opt)
 	if (add_sigaction_rules(b, opt->notify) < 0)
 		return -1;
 	if (add_ioctl_rules(b) < 0 || add_clone_rules(b, opt->allow_processes) < 0 ||
-	    add_socket_rules(b, opt->network) < 0 || add_personality_rules(b) < 0)
+	    add_socket_rules(b, opt->network) < 0 || add_personality_rules(b) < 0 ||
+	    add_setsockopt_rules(b) < 0)
 		return -1;
 	if (allow_names(b, base_syscalls) < 0)
 		return -1;

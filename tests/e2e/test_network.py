@@ -777,3 +777,42 @@ def test_the_hosts_own_addresses_are_denied(net):
         for a in HOST_PUBLIC + [HOST_PUBLIC_LATER]:
             netnsmod._ip("-n", net.ns.name, "addr", "del", a + ("/128" if ":" in a else "/32"),
                          "dev", "h0", check=False)
+
+
+# ---- socket options that reach rarely used kernel code ------------------------------------
+
+SOCKOPTS = py(r"""
+import socket
+out = {}
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+def attempt(name, s, level, opt, val):
+    try:
+        s.setsockopt(level, opt, val)
+        out[name] = 'set'
+    except OSError as e:
+        out[name] = err(e)
+attempt('UDP_ENCAP', u, socket.IPPROTO_UDP, 100, 1)
+attempt('TCP_ULP', t, socket.IPPROTO_TCP, 31, b'tls')
+attempt('SO_ATTACH_FILTER', u, socket.SOL_SOCKET, 26, b'\0' * 16)
+attempt('IP_XFRM_POLICY', u, socket.IPPROTO_IP, 17, b'\0' * 64)
+attempt('IPV6_ADDRFORM', t, socket.IPPROTO_IPV6, 1, 2)
+# what the runtimes and their HTTP clients do set
+attempt('TCP_NODELAY', t, socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+attempt('SO_KEEPALIVE', t, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+attempt('SO_REUSEADDR', t, socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+attempt('IPV6_V6ONLY', t, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+print(json.dumps(out))
+raise SystemExit(3)  # a refused call explains a failure: the marker must say so
+""")
+
+
+def test_rare_socket_options_are_refused(net, stack):
+    out, data = report(stack, SOCKOPTS)
+    assert out == {"UDP_ENCAP": "EPERM", "TCP_ULP": "EPERM", "SO_ATTACH_FILTER": "EPERM",
+                   "IP_XFRM_POLICY": "EPERM", "IPV6_ADDRFORM": "EPERM",
+                   "TCP_NODELAY": "set", "SO_KEEPALIVE": "set", "SO_REUSEADDR": "set",
+                   "IPV6_V6ONLY": "set"}, out
+    assert data["exit_code"] == 3, data
+    assert "error: operation not permitted" in conftest.error_lines(data), data
+    conftest.assert_alive(stack)
