@@ -6,7 +6,9 @@
  *   3. bind the host paths read-only, nosuid, nodev (one bind + one remount each:
  *      the kernel ignores MS_RDONLY on the first bind call);
  *   4. /dev: a tmpfs with binds of null, zero, random and urandom only;
- *      /proc: a fresh procfs of the new pid namespace; /tmp: a size-limited tmpfs,
+ *      /proc: a fresh procfs of the new pid namespace, subset=pid (the sandbox's
+ *      processes only: nothing host-wide such as /proc/stat, /proc/meminfo or
+ *      /proc/sys; Python and Node need none of it); /tmp: a size-limited tmpfs,
  *      noexec like every other writable place: nothing the program writes can be
  *      executed, mapped executable or loaded as a shared object (the kernel
  *      refuses PROT_EXEC mappings of files on noexec mounts; memfd_create is
@@ -270,7 +272,7 @@ static int apply_proc_and_tmp(const struct mount_plan *plan, const char **what)
 	*what = "/proc";
 	under_root(path, sizeof(path), plan->root, "/proc");
 	if (make_dirs(path, true) != 0 ||
-	    mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+	    mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") != 0)
 		return -1;
 	*what = "/tmp";
 	under_root(path, sizeof(path), plan->root, "/tmp");

@@ -32,7 +32,7 @@
  * io_uring, kexec, modules, reboot, swap, acct, quotactl, file handles,
  * iopl/ioperm, lookup_dcookie, fanotify, kcmp, the set*id family, prctl.
  *
- * Exceptions carved out of an allowed call (ioctl except TIOCSTI, ...) cannot
+ * Exceptions carved out of an allowed call (setsockopt except UDP_ENCAP, ...) cannot
  * be written as "allow" plus "refuse these": libseccomp lets an unconditional
  * rule override every conditional one of the same call, refuses a rule whose
  * action is the default action, and cannot compare one argument twice. They
@@ -322,15 +322,24 @@ static int allow_all_but_when(struct builder *b, int nr, const struct scmp_arg_c
 	return 0;
 }
 
-/* ioctl: interpreters need TCGETS (isatty), FIOCLEX, FIONBIO, FIONREAD, ...
- * Refused: TIOCSTI (push input into a terminal), TIOCLINUX (console
- * selection and pasting), TIOCSETD (line disciplines: old kernel bugs). */
+/* ioctl: only what the runtimes were seen to use, traced under both of them
+ * (stdlib, asyncio, threads, ssl, sqlite3, requests/httpx/jinja2; fs, http,
+ * crypto, zlib, worker_threads): TCGETS (isatty), FIONBIO (libuv's
+ * non-blocking), FIOCLEX (libuv, os.set_inheritable); plus their harmless
+ * siblings FIONCLEX, FIONREAD (bytes waiting) and TIOCGWINSZ (terminal size:
+ * ENOTTY on the pipes a sandbox has). Everything else, SIOCGIFCONF (the
+ * host's interface addresses) and the terminal-injecting TIOCSTI among them,
+ * is refused. */
 static int add_ioctl_rules(struct builder *b)
 {
-	static const uint32_t refused[] = {TIOCSTI, TIOCLINUX, TIOCSETD}; /* ascending */
+	static const uint32_t allowed[] = {TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIONCLEX, FIOCLEX};
 
-	return allow_all_but(b, SCMP_SYS(ioctl), 1, refused, sizeof refused / sizeof refused[0],
-			     "ioctl");
+	for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+		struct scmp_arg_cmp cmp = SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, allowed[i]);
+		if (add_rule(b, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &cmp, "ioctl") < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* setsockopt: every option but those that reach rarely used kernel code with

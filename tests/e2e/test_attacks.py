@@ -497,6 +497,51 @@ def test_node_cannot_load_native_code_from_tmp(stack):
     assert data["stdout"] == "refused\n", data
 
 
+# ---- what /proc and ioctl tell about the host ----------------------------------------------
+
+PROC_PY = """
+import fcntl, json, os, socket, struct
+out = {}
+for path in ('/proc/stat', '/proc/meminfo', '/proc/sys/kernel/random/boot_id', '/proc/cpuinfo',
+             '/proc/mounts', '/proc/self/status'):
+    out[path] = os.path.exists(path)
+out['listing'] = sorted(n for n in os.listdir('/proc') if not n.isdigit())
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    buf = bytearray(4096)
+    fcntl.ioctl(s.fileno(), 0x8912, struct.pack('iL', len(buf), 0))  # SIOCGIFCONF
+    out['SIOCGIFCONF'] = 'answered'
+except OSError as e:
+    out['SIOCGIFCONF'] = e.errno
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("enable_network", [False, True])
+def test_proc_and_ioctl_tell_nothing_of_the_host(stack, enable_network):
+    out, _ = report(stack, PROC_PY, enable_network=enable_network)
+    assert out["/proc/self/status"] and not any(
+        out[p] for p in ("/proc/stat", "/proc/meminfo", "/proc/sys/kernel/random/boot_id",
+                         "/proc/cpuinfo", "/proc/mounts")), out
+    assert out["listing"] == ["self", "thread-self"], out
+    # without network no inet socket at all (EPERM from socket()); with it, the ioctl is refused
+    assert out["SIOCGIFCONF"] == 1, out
+
+
+NODE_PROC = r"""
+const fs = require('fs'), os = require('os');
+console.log(JSON.stringify({stat: fs.existsSync('/proc/stat'), meminfo: fs.existsSync('/proc/meminfo'),
+  self: fs.existsSync('/proc/self/status'), parallelism: os.availableParallelism() > 0,
+  totalmem: os.totalmem() > 0}));
+"""
+
+
+def test_node_sees_no_host_wide_proc(stack):
+    data = run_ok(stack, "nodejs", NODE_PROC)
+    assert json.loads(data["stdout"]) == {"stat": False, "meminfo": False, "self": True,
+                                          "parallelism": True, "totalmem": True}, data
+
+
 def test_nothing_left_after_attacks(stack):
     assert_clean(stack)
 

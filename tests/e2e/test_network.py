@@ -261,7 +261,7 @@ def py(body):
 
 def test_sandboxes_join_the_namespace(net, stack):
     out, _ = report(stack, py("print(json.dumps({'ifaces': sorted(l.split(':')[0].strip() for l in "
-                              "open('/proc/net/dev').readlines()[2:])}))"))
+                              "open('/proc/self/net/dev').readlines()[2:])}))"))
     assert out["ifaces"] == ["h0", "h1", "lo"], out
 
 

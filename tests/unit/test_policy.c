@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
@@ -262,11 +263,21 @@ static int child_ioctl(void)
 	CHECK(pipe(p) == 0);
 	/* Allowed: isatty()'s TCGETS answers ENOTTY on a pipe. */
 	CHECK(!isatty(p[0]) && errno == ENOTTY);
+	/* Allowed: what the runtimes use. */
+	int n = 1;
+	CHECK(ioctl(p[0], FIONBIO, &n) == 0 && ioctl(p[0], FIOCLEX) == 0);
+	CHECK(ioctl(p[0], FIONCLEX) == 0 && ioctl(p[0], FIONREAD, &n) == 0);
 	CHECK(REFUSED(ioctl(p[0], TIOCSTI, &c)));
 	CHECK(REFUSED(ioctl(p[0], TIOCLINUX, &c)));
 	CHECK(REFUSED(ioctl(p[0], TIOCSETD, &c)));
+	/* the host's interface addresses; and any number nobody listed */
+	char buf[1024];
+	struct ifconf ifc = { .ifc_len = sizeof(buf), .ifc_buf = buf };
+	CHECK(REFUSED(ioctl(p[0], SIOCGIFCONF, &ifc)));
+	CHECK(REFUSED(ioctl(p[0], FIOASYNC, &n)));
 	/* The kernel ignores the upper half of the command. */
 	CHECK(REFUSED(syscall(SYS_ioctl, p[0], (1UL << 32) | TIOCSTI, &c)));
+	CHECK(syscall(SYS_ioctl, p[0], (1UL << 32) | FIOCLEX) == 0);
 	return 0;
 }
 
@@ -355,46 +366,44 @@ static void test_x32_syscall_kills(void **state)
 
 /* ---- user notification ----------------------------------------------------------------- */
 
-static int notify_fd = -1;
 
-/* A supervisor thread inside the child: answers EPERM to two requests and
- * records which system calls they were. */
-static void *supervise(void *arg)
+/* The supervisor, as sandcelld's runs outside the filtered process: answers
+ * EPERM to two requests and records which system calls they were. */
+static void supervise(int fd, int *seen)
 {
-	int *seen = arg;
 	for (int i = 0; i < 2; i++) {
 		struct seccomp_notif req;
 		struct seccomp_notif_resp resp;
 		memset(&req, 0, sizeof req);
-		if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
-			return NULL;
+		if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+			return;
 		seen[i] = req.data.nr;
 		memset(&resp, 0, sizeof resp);
 		resp.id = req.id;
 		resp.error = -EPERM;
-		if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0)
-			return NULL;
+		if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0)
+			return;
 	}
-	return NULL;
 }
 
 static void test_notify_gives_listener(void **state)
 {
 	struct policy_options opt = {.notify = true};
 	struct sock_fprog *prog = build(&opt);
+	int p[2], child_fd = -1, seen[2] = {-1, -1};
+
+	assert_int_equal(pipe(p), 0);
 	fflush(NULL);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		alarm(30);
-		notify_fd = (int)load_filter(prog, SECCOMP_FILTER_FLAG_NEW_LISTENER);
-		if (notify_fd < 0) {
+		int fd = (int)load_filter(prog, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+		if (fd < 0) {
 			dprintf(2, "child: no listener: %s\n", strerror(errno));
 			_exit(2);
 		}
-		int seen[2] = {-1, -1};
-		pthread_t t;
-		if (pthread_create(&t, NULL, supervise, seen) != 0)
+		if (write(p[1], &fd, sizeof fd) != sizeof fd)
 			_exit(3);
 		unsigned cpu;
 		char c = 'x';
@@ -402,13 +411,24 @@ static void test_notify_gives_listener(void **state)
 			_exit(4);
 		if (!REFUSED(ioctl(0, TIOCSTI, &c)))
 			_exit(5);
-		pthread_join(t, NULL);
-		_exit(seen[0] == SYS_getcpu && seen[1] == SYS_ioctl ? 0 : 6);
+		_exit(0);
 	}
 	seccomp_policy_free(prog);
+	assert_int_equal(read(p[0], &child_fd, sizeof child_fd), sizeof child_fd);
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	assert_true(pidfd >= 0);
+	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, child_fd, 0);
+	assert_true(fd >= 0);
+	supervise(fd, seen);
+	close(fd);
+	close(pidfd);
+	close(p[0]);
+	close(p[1]);
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_child_ok(status);
+	assert_int_equal(seen[0], SYS_getcpu);
+	assert_int_equal(seen[1], SYS_ioctl);
 }
 
 /* ---- real interpreters -------------------------------------------------------------------- */
