@@ -271,10 +271,19 @@ static int add_socket_rules(struct builder *b, bool network)
 		if (add_rule(b, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, cmp, "socket") < 0)
 			return -1;
 	}
-	/* socketpair only makes sense for AF_UNIX; it reaches nobody else,
-	 * so network sandboxes keep it (asyncio and subprocess use it). */
-	struct scmp_arg_cmp pair = SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX);
-	return add_rule(b, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, &pair, "socketpair");
+	/* socketpair only makes sense for AF_UNIX (asyncio and subprocess use a
+	 * stream pair). A network sandbox shares a namespace, and with it the
+	 * abstract unix socket names of everyone there: a datagram pair can be
+	 * disconnected (connect AF_UNSPEC) and then send to and receive from any
+	 * of them, so it gets stream pairs only, which stay connected to each
+	 * other. (Such a socket can still bind an abstract name: it can never
+	 * listen, but it holds the name.) */
+	struct scmp_arg_cmp pair[2] = {
+		SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX),
+		SCMP_A1(SCMP_CMP_MASKED_EQ, SOCKET_TYPE_BITS, SOCK_STREAM),
+	};
+	return add_rule(b, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), network ? 2 : 1, pair,
+			"socketpair");
 }
 
 /* Allows nr for every value of argument arg whose low 32 bits are not in

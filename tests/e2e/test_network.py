@@ -428,6 +428,36 @@ print(json.dumps(out))
     assert net.udp_private.count() == before
 
 
+def test_abstract_datagram_names_of_the_host_unreachable(net, stack):
+    # A datagram socketpair, disconnected with connect(AF_UNSPEC), could send to any abstract
+    # name in the namespace (host daemons, other tenants) and receive from them.
+    name = b"\0sandcell-test-dgram-" + os.urandom(6).hex().encode()
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    host.bind(name)
+    host.settimeout(0.5)
+    code = py("""
+import ctypes
+try:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    unspec = ctypes.c_ushort(socket.AF_UNSPEC)
+    ctypes.CDLL(None).connect(a.fileno(), ctypes.byref(unspec), 2)  # disconnect the pair
+    a.sendto(b'from the sandbox', %r)
+    r = 'sent'
+except OSError as e:
+    r = err(e)
+print(json.dumps(r))
+""" % name)
+    try:
+        out, _ = report(stack, code)
+        try:
+            got = host.recv(100)
+        except socket.timeout:
+            got = None
+    finally:
+        host.close()
+    assert out == "EPERM" and got is None, (out, got)
+
+
 def test_abstract_unix_socket_of_the_host_denied(net, stack):
     name = b"\0sandcell-test-" + os.urandom(6).hex().encode()
     l = net.listen(name, kind="unix")

@@ -242,8 +242,12 @@ static int child_sockets_no_network(void)
 
 static int child_sockets_network(void)
 {
+	int pair[2];
 	CHECK(REFUSED(socket(AF_UNIX, SOCK_STREAM, 0)));
 	CHECK(REFUSED(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)));
+	/* a datagram pair could be disconnected and then reach any abstract name */
+	CHECK(REFUSED(socketpair(AF_UNIX, SOCK_DGRAM, 0, pair)));
+	CHECK(REFUSED(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair)));
 	return child_sockets_common();
 }
 
