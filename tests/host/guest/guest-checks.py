@@ -38,6 +38,8 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 # the far namespace's hosts (see setup_far_hosts)
 FAR = {"private": "10.1.2.3", "metadata": "169.254.169.254", "public": "8.8.4.4"}
+# plays the host's own public address: on the guest's end of the veth pair
+HOST_PUBLIC = "93.184.216.34"
 FAR_PORT = 8080
 PUBLIC_PORT = 443  # the default policy opens public addresses on 80 and 443 only
 LOOPBACK_PORT = 8081
@@ -281,6 +283,7 @@ def setup_far_hosts():
     sh("ip netns add far")
     sh("ip link add sc-v0 type veth peer name sc-v1 netns far")
     sh("ip addr add 10.255.0.1/30 dev sc-v0 && ip link set sc-v0 up")
+    sh("ip addr add %s/32 dev sc-v0" % HOST_PUBLIC)
     sh("ip -n far link set lo up && ip -n far link set sc-v1 up && "
        "ip -n far addr add 10.255.0.2/30 dev sc-v1 && "
        "ip -n far route add default via 10.255.0.1")
@@ -289,7 +292,8 @@ def setup_far_hosts():
         sh("ip route add %s/32 via 10.255.0.2 dev sc-v0" % addr)
     far = Listeners("far", ["%s:%d" % (a, FAR_PORT) for a in FAR.values()] +
                     ["169.254.169.254:80", "%s:%d" % (FAR["public"], PUBLIC_PORT)], netns="far")
-    local = Listeners("loopback", ["127.0.0.1:%d" % LOOPBACK_PORT, "::1:%d" % LOOPBACK_PORT])
+    local = Listeners("loopback", ["127.0.0.1:%d" % LOOPBACK_PORT, "::1:%d" % LOOPBACK_PORT,
+                                   "%s:%d" % (HOST_PUBLIC, PUBLIC_PORT)])
     return far, local
 
 
@@ -472,6 +476,35 @@ def file_size_marker():
                        "error: file size limit exceeded")
 
 
+TMP_EXEC = """
+import json, os, shutil, sys
+shutil.copy(sys.executable, '/tmp/elf')
+os.chmod('/tmp/elf', 0o755)
+try:
+    os.execv('/tmp/elf', ['elf', '-c', 'print("ran")'])
+except OSError as e:
+    print(json.dumps({'exec': e.errno, 'proc': sorted(n for n in os.listdir('/proc')
+                                                      if not n.isdigit())}))
+"""
+
+
+@check("nothing written to /tmp runs; /proc shows only the sandbox's processes")
+def tmp_noexec_and_proc():
+    data = run_data("python3", TMP_EXEC)
+    return json.loads(data["stdout"] or "{}") == {"exec": 13, "proc": ["self", "thread-self"]}, data
+
+
+@check("a reply is bounded: control bytes on both streams stay within 2 x output_limit")
+def reply_bounded():
+    code = ("import sys\nwhile True:\n    sys.stdout.write('\\x01' * 65536)\n"
+            "    sys.stderr.write('\\x02' * 65536)\n")
+    status, raw = request("POST", "/v1/sandbox/run", {"language": "python3", "code": code})
+    data = json.loads(raw)["data"]
+    limit = 8 << 20
+    return status == 200 and len(raw) <= 2 * limit + 1024 and \
+        "error: output limit exceeded" in data["error"], "%d bytes, status %d" % (len(raw), status)
+
+
 @check("no sandbox cgroup is left after the runs but the warm ones")
 def no_sandbox_left():
     def only_warm():
@@ -482,6 +515,7 @@ def no_sandbox_left():
 
 
 EGRESS_BLOCKED = [
+    ("the host's own public address", HOST_PUBLIC, PUBLIC_PORT),
     ("loopback", "127.0.0.1", LOOPBACK_PORT),
     ("loopback v6", "::1", LOOPBACK_PORT),
     ("private", FAR["private"], FAR_PORT),
@@ -755,7 +789,7 @@ def main():
     for c in (health, wrong_key, python_run, node_run, dify_python, dify_javascript,
               dify_jinja2, v2_limits_in_place, memory_python, memory_node, pids_limit,
               seccomp_marker, timeout_marker, output_marker, file_size_marker,
-              no_sandbox_left):
+              tmp_noexec_and_proc, reply_bounded, no_sandbox_left):
         c()
     far, local = setup_far_hosts()
     cursor, count = journal_cursor(), blocked_metric()
