@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fcgi/config.h"
 #include "fcgi/egress_log.h"
@@ -112,9 +113,12 @@ static void check_context(void)
 	printf("  umask: %04o (jails set their own modes)\n", (unsigned)mask);
 }
 
+static int check_executor(struct sandcell_config *cfg);
+
 static int check(struct sandcell_config *cfg, const char *path)
 {
 	char err[512] = "";
+	bool made = access(cfg->run_dir, F_OK) != 0;
 	int rc;
 
 	printf("configuration: %s\n", path);
@@ -125,6 +129,17 @@ static int check(struct sandcell_config *cfg, const char *path)
 		printf("run_dir: FAILED: %s\n", err);
 		return 1;
 	}
+	rc = check_executor(cfg);
+	if (made)
+		rmdir(cfg->run_dir); /* a check leaves the host as it found it */
+	return rc;
+}
+
+static int check_executor(struct sandcell_config *cfg)
+{
+	char err[512] = "";
+	int rc;
+
 	/* the executor's set-up would clean up the live daemon's cgroups */
 	if (cfg->socket_path && server_socket_in_use(cfg->socket_path)) {
 		printf("executor: not checked: a sandcelld is running on %s\n", cfg->socket_path);

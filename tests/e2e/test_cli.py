@@ -212,3 +212,17 @@ def test_sandcelld_without_a_required_capability_refuses_to_start(cli_conf):
     assert r.returncode != 0, r
     assert b"missing capability cap_setuid (the sandbox's uid)" in r.stderr + r.stdout, r
     assert not os.path.exists(os.path.join(cli_conf["dir"], "daemon.sock"))
+
+
+def test_sandcelld_check_leaves_no_run_dir(cli_conf):
+    conf = os.path.join(cli_conf["dir"], "check.conf")
+    run_dir = os.path.join(cli_conf["dir"], "check-run")
+    with open(conf, "w") as f:
+        f.write("run_dir = %s\nsocket = %s/check.sock\ncgroup_name = %s-c\nuid_base = %d\n"
+                % (run_dir, cli_conf["dir"], cli_conf["cgroup_name"], UID_BASE + 8192))
+    r = subprocess.run([os.path.join(builddir(), "sandcelld"), "--check", "--config", conf],
+                       capture_output=True, timeout=120,
+                       env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "API_KEY": "k"})
+    assert r.returncode == 0, r
+    assert b"executor: OK" in r.stdout and b"cap_sys_admin: OK" in r.stdout, r.stdout
+    assert not os.path.exists(run_dir)
