@@ -16,8 +16,8 @@
  * `netns`), so that a sandbox cannot reach what the host serves on its public
  * address; an operator's egress_rule can still allow one. A second thread
  * waits for address change notifications and installs the policy again
- * when the set changes. If the addresses cannot be read, network runs are
- * refused (the policy is not installed), never run without that deny.
+ * when the set changes. If the addresses cannot be read or followed, network
+ * runs are refused, never run without that deny.
  *
  * A name that does not resolve contributes no rule (the destination stays
  * denied, never opened) and is logged. sandcelld resolves the names itself
@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,7 @@ static struct {
 	struct host_addrs host;
 	pthread_t addrs_thread;
 	bool addrs_running;
+	atomic_bool addrs_lost;      /* they cannot be followed: no policy may be installed */
 	int addrs_stop[2];
 } st = { .lock = PTHREAD_MUTEX_INITIALIZER, .addrs_stop = { -1, -1 } };
 
@@ -560,6 +562,8 @@ static int install(const char *why)
 	char err[512], count[16];
 	int rc = -1;
 
+	if (atomic_load(&st.addrs_lost))
+		return -1; /* network runs stay refused */
 	if (build(&rl) != 0) {
 		log_event(LOG_LEVEL_ERROR, "egress policy: out of memory; network runs keep the "
 			  "previous policy", NULL);
@@ -636,8 +640,11 @@ static void *addrs_main(void *arg)
 		if (rc == 0)
 			break; /* stopped */
 		if (rc < 0 || host_addrs_read(&now) != 0) {
-			log_event(LOG_LEVEL_ERROR, "egress policy: cannot follow the host's addresses; "
-				  "the last ones read stay denied", "error", strerror(errno), NULL);
+			/* a new address would be open: fail closed */
+			log_event(LOG_LEVEL_ERROR, "egress policy: cannot follow the host's addresses: "
+				  "network runs are refused", "error", strerror(errno), NULL);
+			atomic_store(&st.addrs_lost, true);
+			executor_refuse_network("the host's addresses can no longer be followed");
 			break;
 		}
 		pthread_mutex_lock(&st.lock);
@@ -679,6 +686,7 @@ static void stop_addrs_thread(void)
 	}
 	host_addrs_close();
 	st.host.n = 0;
+	atomic_store(&st.addrs_lost, false);
 }
 
 static int start_refresh(void)
@@ -712,9 +720,12 @@ int egress_policy_start(const struct sandcell_config *cfg)
 			resolve_line(&st.lines[i], false);
 	if (install("start-up") != 0)
 		return -1;
-	if (!st.proxy_only && start_addrs_thread() != 0)
+	if (!st.proxy_only && start_addrs_thread() != 0) {
 		log_event(LOG_LEVEL_ERROR, "egress policy: cannot start the thread that follows the "
-			  "host's addresses; those of now stay denied, new ones are not", NULL);
+			  "host's addresses: network runs are refused", NULL);
+		executor_refuse_network("the host's addresses cannot be followed");
+		return -1;
+	}
 	if (has_hosts() && start_refresh() != 0) {
 		log_event(LOG_LEVEL_ERROR, "egress policy: cannot start the thread that re-resolves "
 			  "host names; their addresses stay as resolved now", NULL);

@@ -291,6 +291,11 @@ const char *executor_network_refusal(void)
 	return network_refusal();
 }
 
+void executor_refuse_network(const char *why)
+{
+	network_refuse(why);
+}
+
 /* The tag and language of the live sandbox with this cgroup id, for
  * network.c's reports. */
 static bool describe_cgroup(uint64_t cgroup_id, char *tag, size_t tag_len, char *language,

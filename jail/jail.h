@@ -142,6 +142,10 @@ int executor_set_egress_policy(const struct egress_rule *rules, size_t n, char *
 /* NULL if network runs can be served; else why they are refused. */
 const char *executor_network_refusal(void);
 
+/* From now on network runs are refused with why, until the next
+ * executor_set_egress_policy (a protection that can no longer be kept). */
+void executor_refuse_network(const char *why);
+
 /* Calls fn (from a background thread) for every blocked network attempt of
  * a sandbox, with the tag it was taken with and its language (both NULL if
  * it is gone). */

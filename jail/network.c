@@ -177,6 +177,14 @@ static void forget_unheld_generations(void)
 	net.n_gens = kept;
 }
 
+void network_refuse(const char *why)
+{
+	pthread_mutex_lock(&net.lock);
+	net.policy_ready = false;
+	refuse(why, NULL);
+	pthread_mutex_unlock(&net.lock);
+}
+
 int network_set_policy(const struct egress_rule *rules, size_t n, char *err, size_t errlen)
 {
 	int rc = -1;

@@ -23,6 +23,8 @@ const char *network_refusal(void);
 /* The namespace network sandboxes join (-1: the host's). */
 int network_netns_fd(void);
 
+/* Refuses network runs with why until the next network_set_policy. */
+void network_refuse(const char *why);
 int network_set_policy(const struct egress_rule *rules, size_t n, char *err, size_t errlen);
 
 /* Gives a network sandbox's cgroup the current policy, before its code
