@@ -823,23 +823,32 @@ static void report_line(char **p, size_t *left, const char *fmt, ...)
 	*left -= (size_t)n;
 }
 
-/* <v2><our own cgroup>: where a probe may make a scratch cgroup (on a pure v2
- * host nothing may be made at the top, and a service only owns its own). */
-static int own_cgroup2_dir(const char *v2, char *out, size_t len)
+int egress_own_cgroup(char *buf, size_t len)
 {
 	FILE *f = fopen("/proc/self/cgroup", "re");
 	char line[PATH_MAX];
-	const char *own = "";
+	int rc = snprintf(buf, len, "/") >= (int)len ? -ENAMETOOLONG : 0;
 
 	while (f && fgets(line, sizeof(line), f))
 		if (!strncmp(line, "0::", 3)) {
 			line[strcspn(line, "\n")] = '\0';
-			own = strcmp(line + 3, "/") ? line + 3 : "";
+			rc = snprintf(buf, len, "%s", line + 3) >= (int)len ? -ENAMETOOLONG : 0;
 			break;
 		}
-	int n = snprintf(out, len, "%s%s", v2, own);
 	if (f)
 		fclose(f);
+	return rc;
+}
+
+/* <v2><our own cgroup>: where a probe may make a scratch cgroup (on a pure v2
+ * host nothing may be made at the top, and a service only owns its own). */
+static int own_cgroup2_dir(const char *v2, char *out, size_t len)
+{
+	char own[PATH_MAX];
+
+	if (egress_own_cgroup(own, sizeof(own)) < 0)
+		return -1;
+	int n = snprintf(out, len, "%s%s", v2, strcmp(own, "/") ? own : "");
 	return n >= 0 && (size_t)n < len ? 0 : -1;
 }
 

@@ -138,6 +138,10 @@ int egress_cgroup_id(const char *cgroup_path, uint64_t *id);
  * 0, or -errno (-ENOENT: not mounted). */
 int egress_cgroup2_mount(char *buf, size_t len);
 
+/* Our own cgroup v2 path ("/system.slice/sandcell.service"; "/" at the top),
+ * from /proc/self/cgroup. 0 or -ENAMETOOLONG. */
+int egress_own_cgroup(char *buf, size_t len);
+
 /* Parses one rule:
  *
  *   (allow|deny) ADDRESS[/LEN] [PROTOCOLS [PORTS]]

@@ -96,24 +96,6 @@ static bool find_mount(const char *fstype, const char *option, char *out, size_t
 	return found;
 }
 
-/* Our own v2 cgroup ("0::/path"). */
-static void own_v2_cgroup(char *out, size_t outlen)
-{
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	char line[4096];
-
-	snprintf(out, outlen, "/");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "0::", 3)) {
-			line[strcspn(line, "\n")] = '\0';
-			snprintf(out, outlen, "%s", line + 3);
-		}
-	}
-	fclose(f);
-}
-
 static bool lists_all(const char *controllers, const char *const *names)
 {
 	for (size_t i = 0; names[i]; i++) {
@@ -193,7 +175,8 @@ static void check_cgroups(void)
 		finding(false, true, "cgroup v2", "not mounted (required: runs, cgroup.kill, BPF)");
 		return;
 	}
-	own_v2_cgroup(own, sizeof(own));
+	if (egress_own_cgroup(own, sizeof(own)) < 0)
+		snprintf(own, sizeof(own), "(path too long)");
 	snprintf(path, sizeof(path), "%s%s/cgroup.controllers", v2, strcmp(own, "/") ? own : "");
 	read_line(path, ctl, sizeof(ctl));
 	finding(true, true, "cgroup v2", "%s (our cgroup %s; controllers: %s)", v2, own,
