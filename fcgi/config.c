@@ -93,6 +93,7 @@ static const struct key_spec keys[] = {
 	{ "dns_servers", KEY_ADDRS, FIELD(dns_servers), NULL, 0, 0 },
 	{ "egress_proxy_only", KEY_BOOL, FIELD(egress_proxy_only), NULL, 0, 0 },
 	{ "netns", KEY_OPT_PATH, FIELD(netns), NULL, 0, 0 },
+	{ "pasta_path", KEY_PATH, FIELD(pasta_path), NULL, 0, 0 },
 	{ "egress_pin_dir", KEY_OPT_PATH, FIELD(egress_pin_dir), NULL, 0, 0 },
 };
 
@@ -141,6 +142,7 @@ static int config_defaults(struct sandcell_config *cfg)
 	cfg->drain_timeout = 20;
 	if (set_default_string(&cfg->socket_path, "/run/sandcell/sandcell.sock") ||
 	    set_default_string(&cfg->python_path, "/usr/bin/python3") ||
+	    set_default_string(&cfg->pasta_path, "/usr/bin/pasta") ||
 	    set_default_string(&cfg->nodejs_path, "/usr/bin/node") ||
 	    set_default_string(&cfg->run_dir, "/run/sandcell") ||
 	    set_default_string(&cfg->allow_clients, "127.0.0.1, ::1") ||
@@ -169,6 +171,7 @@ void config_free(struct sandcell_config *cfg)
 	free(cfg->egress_rules);
 	free(cfg->dns_servers);
 	free(cfg->netns);
+	free(cfg->pasta_path);
 	free(cfg->egress_pin_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -712,6 +715,7 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 		return -1;
 	j->network = cfg->enable_network;
 	j->netns_path = cfg->netns;
+	j->pasta_path = cfg->pasta_path;
 	j->egress_pin_dir = cfg->egress_pin_dir;
 	j->uid_base = (uid_t)cfg->uid_base;
 	j->extra_syscalls = cfg->extra_syscalls;

@@ -57,7 +57,8 @@ struct sandcell_config {
 	size_t n_egress_rules;
 	char *dns_servers;          /* as written; NULL: the host's /etc/resolv.conf */
 	bool egress_proxy_only;     /* only http_proxy/https_proxy are reachable */
-	char *netns;                /* namespace network sandboxes join; NULL: the host's */
+	char *netns;                /* namespace network sandboxes join; NULL: each its own */
+	char *pasta_path;           /* connects each network sandbox's own namespace */
 
 	int *extra_syscalls;
 	size_t n_extra_syscalls;

@@ -39,6 +39,7 @@
 #include "jail/collect.h"
 #include "jail/executor.h"
 #include "jail/languages.h"
+#include "jail/netns_pool.h"
 #include "jail/network.h"
 #include "jail/pool.h"
 #include "jail/prepare.h"
@@ -55,6 +56,7 @@ struct sandbox {
 	bool running;
 	bool admitted;          /* holds an egress policy: */
 	uint32_t policy;        /* which one */
+	int netns;              /* the private network namespace lent to it, or -1 */
 	char tag[64];           /* the request it serves, for logs */
 	char header[32];
 	struct collect_input input;
@@ -234,7 +236,7 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 		unlock_run_dir();
 		return -1;
 	}
-	network_init(cfg, cgroups_parent_path());
+	network_init(cfg, cgroups_parent_path(), ex.n_slots);
 	if (prepare_languages(err, errlen) != 0 || supervisor_start(ex.n_slots, err, errlen) != 0 ||
 	    pool_start(err, errlen) != 0) {
 		executor_shutdown();
@@ -350,6 +352,23 @@ static void give_back_slot(unsigned slot)
 	pthread_mutex_unlock(&ex.lock);
 }
 
+/* A network sandbox gets a namespace of its own, unless the operator
+ * brought one (netns): then it joins that. */
+static int join_private_network(struct sandbox *sb, struct spawn_plan *plan, char *err,
+				size_t errlen)
+{
+	if (network_netns_fd() >= 0)
+		return 0;
+	char why[512];
+	sb->netns = netns_lease(&plan->netns_fd, why, sizeof(why));
+	if (sb->netns < 0) {
+		snprintf(err, errlen, "network is not available: no network namespace for the sandbox: %s",
+			 why);
+		return -1;
+	}
+	return 0;
+}
+
 int sandbox_spawn(size_t kind, const char *cgroup_kind, bool wait_for_slot, struct sandbox **out,
 		  char *err, size_t errlen)
 {
@@ -365,6 +384,7 @@ int sandbox_spawn(size_t kind, const char *cgroup_kind, bool wait_for_slot, stru
 		return -1;
 	}
 	sb->kind = kind;
+	sb->netns = -1;
 	int slot = take_slot(sb, wait_for_slot);
 	if (slot < 0) {
 		free(sb);
@@ -380,8 +400,16 @@ int sandbox_spawn(size_t kind, const char *cgroup_kind, bool wait_for_slot, stru
 	if (fstat(sb->cg.dirfd, &st) == 0)
 		sb->cgroup_id = st.st_ino; /* the cgroup id the eBPF programs see */
 	uid_t uid = ex.cfg->uid_base + sb->slot;
-	if (spawn_sandbox(&mode->plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
+	struct spawn_plan plan = mode->plan;
+	if (kind_has_network(kind) && join_private_network(sb, &plan, err, errlen) != 0) {
 		cgroup_run_destroy(&sb->cg);
+		give_back_slot(sb->slot);
+		free(sb);
+		return -1;
+	}
+	if (spawn_sandbox(&plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
+		cgroup_run_destroy(&sb->cg);
+		netns_return(sb->netns);
 		give_back_slot(sb->slot);
 		free(sb);
 		return -1;
@@ -411,6 +439,7 @@ void sandbox_destroy(struct sandbox *sb)
 		waitid(P_PIDFD, sb->proc.pidfd, &info, WEXITED | WNOHANG);
 	supervisor_forget(sb->slot);
 	spawned_close(&sb->proc);
+	netns_return(sb->netns); /* every process that was in it is gone */
 	give_back_slot(sb->slot);
 	free(sb);
 }

@@ -43,12 +43,14 @@ struct jail_config {
 	const char *http_proxy;       /* HTTP_PROXY, handed to programs (may be NULL) */
 	const char *https_proxy;      /* HTTPS_PROXY, handed to programs (may be NULL) */
 
-	/* Network sandboxes (enable_network). They share the host's network
-	 * namespace (or netns_path's) under the egress policy that the eBPF
-	 * programs of bpf/ enforce per sandbox; without those programs, or
-	 * before executor_set_egress_policy, network runs are refused. */
+	/* Network sandboxes (enable_network). Each has a network namespace of
+	 * its own that pasta connects to the host's network (or all join
+	 * netns_path's), under the egress policy that the eBPF programs of bpf/
+	 * enforce per sandbox; without those programs or pasta, or before
+	 * executor_set_egress_policy, network runs are refused. */
 	bool network;                 /* runs may ask for network */
-	const char *netns_path;       /* namespace network sandboxes join; NULL: the host's */
+	const char *netns_path;       /* namespace network sandboxes join; NULL: each its own */
+	const char *pasta_path;       /* pasta, which connects the private ones (/usr/bin/pasta) */
 	const char *egress_pin_dir;   /* bpffs directory of the egress programs' pins */
 	const char *resolv_conf;      /* file shown at /etc/resolv.conf in network sandboxes (NULL: none) */
 	const char *hosts_file;       /* file shown at /etc/hosts in network sandboxes (NULL: none) */

@@ -2,8 +2,9 @@
  *
  * Theory of operation
  *
- * A network sandbox runs in the host's network namespace (or the operator's
- * netns_path), so what it may reach is decided by the eBPF programs of bpf/,
+ * A network sandbox runs in a network namespace of its own (jail/netns_pool.c:
+ * pasta connects it to the host's network) or in the operator's netns_path,
+ * and what it may reach is decided by the eBPF programs of bpf/,
  * attached once to the parent cgroup of all sandboxes: a sandbox cgroup
  * without a policy is denied every inet socket; network_admit gives a
  * network sandbox the policy right before its code is sent, network_release
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "bpf/egress.h"
+#include "jail/netns_pool.h"
 #include "jail/network.h"
 
 /* Policies are installed under a new id each time (a generation), so that a
@@ -91,7 +93,7 @@ static void forget_stale(uint64_t cgroup_id, uint32_t policy_id, void *ctx)
 	egress_unassign(cgroup_id);
 }
 
-void network_init(const struct jail_config *cfg, const char *cgroup_parent)
+void network_init(const struct jail_config *cfg, const char *cgroup_parent, unsigned max_sandboxes)
 {
 	char err[512];
 
@@ -105,6 +107,9 @@ void network_init(const struct jail_config *cfg, const char *cgroup_parent)
 			refuse("network namespace unavailable", err);
 			return;
 		}
+	} else if (netns_pool_init(max_sandboxes, cfg->pasta_path, err, sizeof(err)) != 0) {
+		refuse("private network namespaces cannot be made", err);
+		return;
 	}
 	if (egress_open(cgroup_parent, cfg->egress_pin_dir, err, sizeof(err)) != 0) {
 		refuse("the egress policy cannot be enforced on this host", err);
@@ -134,6 +139,7 @@ void network_shutdown(void)
 		close(net.netns_fd);
 	net.netns_fd = -1;
 	pthread_mutex_unlock(&net.lock);
+	netns_pool_shutdown();
 }
 
 /* Called locked. */

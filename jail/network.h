@@ -10,9 +10,10 @@
 #include "jail/jail.h"
 
 /* Loads and attaches the egress programs to the sandboxes' parent cgroup
- * (adopting the pins of an earlier sandcelld) and opens netns_path. A
- * failure is not fatal: it becomes network_refusal(). */
-void network_init(const struct jail_config *cfg, const char *cgroup_parent);
+ * (adopting the pins of an earlier sandcelld) and opens netns_path or,
+ * without one, readies a pool of private namespaces for up to
+ * max_sandboxes. A failure is not fatal: it becomes network_refusal(). */
+void network_init(const struct jail_config *cfg, const char *cgroup_parent, unsigned max_sandboxes);
 
 /* Stops the event thread and removes the programs (every sandbox is gone). */
 void network_shutdown(void);
@@ -20,7 +21,7 @@ void network_shutdown(void);
 /* NULL if network sandboxes can run, else why not. */
 const char *network_refusal(void);
 
-/* The namespace network sandboxes join (-1: the host's). */
+/* The operator's namespace network sandboxes join (-1: each its own). */
 int network_netns_fd(void);
 
 /* Refuses network runs with why until the next network_set_policy. */

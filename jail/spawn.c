@@ -22,8 +22,8 @@
  *                                  teardown (see jail/collect.c)
  *
  * clone3() creates the child with new mount, pid, ipc, uts and (unless it
- * is a network sandbox, which stays in the host's or joins the operator's)
- * network namespaces, directly inside its v2 cgroup (CLONE_INTO_CGROUP), and
+ * is a network sandbox, which joins the private namespace the executor lent
+ * it, jail/netns_pool.c, or the operator's) network namespaces, directly inside its v2 cgroup (CLONE_INTO_CGROUP), and
  * returns a pidfd. The child is the init (pid 1) of its pid namespace: it waits for go,
  * builds and pivots into the jail's root, sets the hostname, moves the stdio
  * pipes to 0-2 and closes everything else, then forks the program (pid 2).
@@ -254,7 +254,7 @@ static _Noreturn void child_main(const struct spawn_plan *plan, uid_t uid, struc
 	if (read(f->go, &go, 1) != 1)
 		report_and_exit(f->error, what);
 	close(f->go);
-	/* a network sandbox joins the operator's namespace, if one is set */
+	/* a network sandbox joins its own namespace (or the operator's) */
 	if (!plan->own_network && plan->netns_fd >= 0 && setns(plan->netns_fd, CLONE_NEWNET) != 0)
 		report_and_exit(f->error, "join the network namespace");
 	/* the jail's directories get exactly the modes mount_plan_apply asks for,

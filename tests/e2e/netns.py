@@ -63,7 +63,13 @@ class Netns:
         self.path = "/run/netns/" + self.name
         self.created = False
 
-    def create(self, hosts=HOSTS):
+    # with_gateway: a default route via this address on h0 (pasta needs one to
+    # copy); packets to it go out h0 and arrive at h1, in this namespace,
+    # which forwards nothing: still no route out
+    GATEWAY = "198.51.100.1"
+
+    def create(self, hosts=HOSTS, with_gateway=False):
+        self.with_gateway = with_gateway
         _ip("netns", "add", self.name)
         self.created = True
         _live.append(self)
@@ -74,6 +80,8 @@ class Netns:
                 _ip("-n", self.name, "addr", "add", addr + "/32", "dev", "h0")
             _ip("-n", self.name, "link", "set", "h0", "up")
             _ip("-n", self.name, "link", "set", "h1", "up")
+            if with_gateway:
+                _ip("-n", self.name, "route", "add", "default", "via", self.GATEWAY, "dev", "h0", "onlink")
             self.check_isolated()
         except BaseException:
             self.delete()
@@ -81,15 +89,20 @@ class Netns:
         return self
 
     def check_isolated(self):
-        """Raises unless the namespace has only lo/h0/h1 and no default route."""
+        """Raises unless the namespace has only lo/h0/h1 and no default route
+        (but the one via GATEWAY on h0, if it asked for it) and forwards nothing."""
         links = _ip("-n", self.name, "-o", "link", "show").stdout
         names = sorted(l.split(":")[1].strip().split("@")[0] for l in links.splitlines())
         if names != ["h0", "h1", "lo"]:
             raise RuntimeError("namespace %s has interfaces %s" % (self.name, names))
         for fam in ("-4", "-6"):
             r = _ip(fam, "-n", self.name, "route", "show", "default").stdout.strip()
-            if r:
+            expected = "default via %s dev h0 onlink" % self.GATEWAY if fam == "-4" and self.with_gateway else ""
+            if r != expected:
                 raise RuntimeError("namespace %s has a default route: %s" % (self.name, r))
+        forwarding = _ip("netns", "exec", self.name, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
+        if forwarding != "0":
+            raise RuntimeError("namespace %s forwards packets" % self.name)
 
     def inode(self):
         return os.stat(self.path).st_ino
