@@ -3,7 +3,8 @@
  *   cgroup v2 mount and its controllers, the v1 hierarchies a hybrid host
  *   uses for limits instead, seccomp, the namespaces a jail needs (each
  *   tried with unshare() in a throw-away child), the configured
- *   interpreters (their --version), the network egress filter (can the eBPF
+ *   interpreters (their --version), a private network namespace connected
+ *   by pasta (made once, for real), the network egress filter (can the eBPF
  *   programs be loaded and attached here, and the policy network sandboxes
  *   would get), and finally a real executor start-up with the CLI's private
  *   identity, which is what sandcelld would do.
@@ -31,6 +32,7 @@
 #include "cli/cli.h"
 #include "fcgi/egress_policy.h"
 #include "jail/capabilities.h"
+#include "jail/netns_pool.h"
 
 static int failures;
 
@@ -320,6 +322,31 @@ static void check_egress(const struct sandcell_config *cfg)
 	egress_policy_describe(cfg, stdout, "                             ");
 }
 
+/* Not required either: without pasta, network runs are refused. Made for
+ * real: one namespace, connected, then dropped. */
+static void check_private_netns(const struct sandcell_config *cfg)
+{
+	char err[512] = "";
+	int fd;
+
+	if (!cfg->enable_network) {
+		finding(true, false, "network namespaces", "not used: enable_network is off");
+		return;
+	}
+	if (cfg->netns && *cfg->netns) {
+		finding(true, false, "network namespaces", "not made: every network sandbox joins %s "
+			"(they share it)", cfg->netns);
+		return;
+	}
+	bool ok = netns_pool_init(1, cfg->pasta_path, err, sizeof(err)) == 0 &&
+		  netns_lease(&fd, err, sizeof(err)) >= 0;
+	netns_pool_shutdown();
+	finding(ok, false, "network namespaces", ok ?
+		"one per network sandbox, connected by %s" :
+		"cannot be made: network runs will be refused (runs without network work): %s",
+		ok ? cfg->pasta_path : err);
+}
+
 static void check_executor(struct sandcell_config *cfg)
 {
 	char err[512] = "";
@@ -347,6 +374,7 @@ int cli_check(struct sandcell_config *cfg, const char *config_path)
 	check_namespaces();
 	check_interpreters(cfg);
 	check_egress(cfg);
+	check_private_netns(cfg);
 	check_executor(cfg);
 	printf("%s\n", failures ? "result                 this host cannot run sandcell (see FAIL)"
 				: "result                 this host can run sandcell");

@@ -247,9 +247,11 @@ static int add_clone_rules(struct builder *b, bool allow_processes)
 
 /* socket(): unix, IPv4 and IPv6 only, stream and datagram only (plus
  * seqpacket for unix). No raw or packet sockets (SOCK_RAW, SOCK_PACKET), no
- * netlink, packet, vsock, alg, ... families. A network sandbox shares the
- * host's namespace, where AF_UNIX would reach the host's abstract sockets,
- * so it gets no AF_UNIX socket() at all. */
+ * netlink, packet, vsock, alg, ... families. A network sandbox gets no
+ * AF_UNIX socket() at all: in its own namespace there is nothing to reach,
+ * but in the operator's `netns` it would reach the abstract sockets of
+ * everything there, other sandboxes included (and a second wall costs
+ * the runtimes nothing). */
 static int add_socket_rules(struct builder *b, bool network)
 {
 	static const struct {
@@ -272,8 +274,8 @@ static int add_socket_rules(struct builder *b, bool network)
 			return -1;
 	}
 	/* socketpair only makes sense for AF_UNIX (asyncio and subprocess use a
-	 * stream pair). A network sandbox shares a namespace, and with it the
-	 * abstract unix socket names of everyone there: a datagram pair can be
+	 * stream pair). A network sandbox in the operator's `netns` shares it,
+	 * and with it the abstract unix socket names of everyone there: a datagram pair can be
 	 * disconnected (connect AF_UNSPEC) and then send to and receive from any
 	 * of them, so it gets stream pairs only, which stay connected to each
 	 * other. (Such a socket can still bind an abstract name: it can never

@@ -290,11 +290,46 @@ def setup_far_hosts():
     for addr in FAR.values():
         sh("ip -n far addr add %s/32 dev sc-v1" % addr)
         sh("ip route add %s/32 via 10.255.0.2 dev sc-v0" % addr)
+    sh("ip route add default via 10.255.0.2 dev sc-v0")
     far = Listeners("far", ["%s:%d" % (a, FAR_PORT) for a in FAR.values()] +
                     ["169.254.169.254:80", "%s:%d" % (FAR["public"], PUBLIC_PORT)], netns="far")
     local = Listeners("loopback", ["127.0.0.1:%d" % LOOPBACK_PORT, "::1:%d" % LOOPBACK_PORT,
                                    "%s:%d" % (HOST_PUBLIC, PUBLIC_PORT)])
     return far, local
+
+
+def pasta_processes():
+    """pid -> AppArmor label of every pasta (it may run as passt.avx2)."""
+    found = {}
+    for comm in glob.glob("/proc/[0-9]*/comm"):
+        try:
+            if open(comm).read().strip() in ("pasta", "pasta.avx2", "passt.avx2", "passt"):
+                pid = comm.split("/")[2]
+                found[pid] = open("/proc/%s/attr/current" % pid).read().strip()
+        except OSError:
+            continue
+    return found
+
+
+@check("network sandboxes: each in a namespace of its own that pasta connects (no guest "
+       "socket listed, two runs apart), AppArmor enforcing")
+def private_network_namespace():
+    code = ("import os\n"
+            "print(os.stat('/proc/self/ns/net').st_ino, len(open('/proc/self/net/tcp').readlines()) - 1,\n"
+            "      len(open('/proc/self/net/unix').readlines()) - 1)")
+    t, other = in_background(lambda: run_data("python3", "import os, time\ntime.sleep(3)\n"
+                                              "print(os.stat('/proc/self/ns/net').st_ino)",
+                                              enable_network=True))
+    time.sleep(1)
+    mine = run_data("python3", code, enable_network=True)["stdout"].split()
+    t.join()
+    guest = os.stat("/proc/1/ns/net").st_ino
+    pastas = pasta_processes()
+    theirs = other.get("value", {}).get("stdout", "").strip()
+    ok = (len(mine) == 3 and int(mine[0]) != guest and mine[1:] == ["0", "0"] and theirs and
+          theirs not in (mine[0], str(guest)) and bool(pastas))
+    return ok, "ns, tcp, unix: %s; concurrent run: %s; guest ns %d; pasta: %s" % (
+        mine, other, guest, pastas)
 
 
 PY_CONNECT = """
@@ -783,15 +818,17 @@ def main():
             not [m for m in open("/proc/self/mountinfo") if " - cgroup " in m],
             open("/sys/module/apparmor/parameters/enabled").read().strip()
             if os.path.exists("/sys/module/apparmor/parameters/enabled") else "absent"))
+    # the guest's network first, as on any server: a default route (to far), which pasta
+    # copies into each network sandbox's namespace
+    far, local = setup_far_hosts()
     if not (install_package() and enable_site()):
         write_results(complete=True)
         return
     for c in (health, wrong_key, python_run, node_run, dify_python, dify_javascript,
               dify_jinja2, v2_limits_in_place, memory_python, memory_node, pids_limit,
               seccomp_marker, timeout_marker, output_marker, file_size_marker,
-              tmp_noexec_and_proc, reply_bounded, no_sandbox_left):
+              tmp_noexec_and_proc, reply_bounded, private_network_namespace, no_sandbox_left):
         c()
-    far, local = setup_far_hosts()
     cursor, count = journal_cursor(), blocked_metric()
     egress_checks(far, local)
     egress_logged(cursor, count)
