@@ -71,14 +71,14 @@ static struct {
 
 /* ---- the holder: a process that keeps the namespace and lets us look in ---- */
 
-static void write_file(const char *path, const char *value)
+static int write_file(const char *path, const char *value)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = write(fd, value, strlen(value));
-		(void)n;
-		close(fd);
-	}
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, value, strlen(value));
+	close(fd);
+	return n == (ssize_t)strlen(value) ? 0 : -1;
 }
 
 static int drop_all_capabilities(void)
@@ -97,7 +97,8 @@ static _Noreturn void holder_main(int ctl)
 		status = 1;
 	/* /proc/sys/net is this namespace's: a closed connection leaves no
 	 * TIME_WAIT socket (with its peer's address) for the next tenant */
-	write_file("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0");
+	if (write_file("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0") != 0)
+		status = 3;
 	if (drop_all_capabilities() != 0)
 		status = 2;
 	if (dup2(ctl, 0) != 0)
@@ -146,7 +147,10 @@ static int start_holder(struct netns *n, char *err, size_t errlen)
 	n->holder = pid;
 	n->ctl = sv[0];
 	if (wait_byte(n->ctl, HOLDER_TIMEOUT_MS, &status) != 0 || status != 0) {
-		snprintf(err, errlen, "the namespace's holder failed to start");
+		static const char *const step[] = { "start", "set its parent-death signal",
+						    "drop its capabilities", "set tcp_max_tw_buckets" };
+		snprintf(err, errlen, "the namespace's holder could not %s",
+			 step[status >= 1 && status <= 3 ? status : 0]);
 		return -1;
 	}
 	char path[64];
