@@ -197,12 +197,11 @@ class Net:
         return problems
 
 
-@pytest.fixture(scope="module")
-def net():
-    ns = netnsmod.Netns("sc-net").create()
+def net_in(ns, cls):
+    """Yields cls(ns) made inside the namespace ns; closes it, then deletes ns."""
     try:
         with ns.entered():
-            n = Net(ns)
+            n = cls(ns)
             try:
                 yield n
             finally:
@@ -210,6 +209,11 @@ def net():
         assert not problems, problems
     finally:
         ns.delete()
+
+
+@pytest.fixture(scope="module")
+def net():
+    yield from net_in(netnsmod.Netns("sc-net").create(), Net)
 
 
 @pytest.fixture(scope="module")

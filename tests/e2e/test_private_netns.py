@@ -22,58 +22,37 @@ import time
 
 import pytest
 
-import conftest
 import netns as netnsmod
-import stack as stackmod
 from conftest import run, run_ok
-from test_network import H, Listener, report
+from test_network import H, Net, net_in, report
 
 HOST = "198.51.100.2"
 
 
-class PrivateNet:
+class PrivateNet(Net):
+    """test_network's hosts and listeners, plus one on the host's own address
+    and a peer that accepts and never answers; stacks without `netns`."""
+
     def __init__(self, ns):
-        self.ns = ns
-        self.stacks = []
-        self.public = Listener(H["public"], 80)
-        self.private = Listener(H["private"], 80)
-        self.own = Listener(HOST, 80)
-        self.silent = socket.create_server((H["public2"], 8080))  # accepts, never answers
-        self.listeners = [self.public, self.private, self.own]
+        super().__init__(ns)
+        self.own = self.listen(HOST, 80)
+        self.silent = socket.create_server((H["public2"], 8081))
 
     def stack(self, **config):
         config.setdefault("netns", "")  # none: every network sandbox gets its own
         config.setdefault("egress_rule", ["allow %s tcp 80" % H["public"],
-                                          "allow %s tcp 8080" % H["public2"]])
-        s = stackmod.Stack(conftest.builddir(), srcdir=conftest.srcdir(), **config)
-        self.stacks.append(s)
-        s.start()
-        return s
+                                          "allow %s tcp 8081" % H["public2"]])
+        return super().stack(**config)
 
     def close(self):
-        problems = []
-        for s in self.stacks:
-            s.stop()
-            problems += s.stop_problems
-        for l in self.listeners:
-            l.close()
         self.silent.close()
-        return problems
+        return super().close()
 
 
 @pytest.fixture(scope="module")
 def pnet():
     ns = netnsmod.Netns("sc-pns").create(dict(host=HOST, **H), with_gateway=True)
-    try:
-        with ns.entered():
-            n = PrivateNet(ns)
-            try:
-                yield n
-            finally:
-                problems = n.close()
-        assert not problems, problems
-    finally:
-        ns.delete()
+    yield from net_in(ns, PrivateNet)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +183,7 @@ def test_no_run_finds_the_previous_runs_connections(pnet):
     s = pnet.stack(max_workers=1, warm_sandboxes=0)
     first = look(s, "python3")
     soil = ("import socket\n"
-            "c = socket.create_connection((%r, 8080))\n"
+            "c = socket.create_connection((%r, 8081))\n"
             "c.sendall(b'x')\n"
             "c.close()\n"
             "print('closed')\n" % H["public2"])
