@@ -16,6 +16,7 @@ host side, not only what the sandbox says.
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -58,6 +59,28 @@ def pnet():
 @pytest.fixture(scope="module")
 def stack(pnet):
     return pnet.stack(max_workers=4)
+
+
+def children(pid):
+    """pid -> command name of the processes whose parent is pid."""
+    found = {}
+    for stat in os.listdir("/proc"):
+        try:
+            fields = open("/proc/%s/stat" % stat).read().rsplit(")", 1)[1].split()
+            if stat.isdigit() and int(fields[1]) == pid:
+                found[int(stat)] = open("/proc/%s/comm" % stat).read().strip()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def gone(pids, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [p for p in pids if os.path.exists("/proc/%d" % p)]:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def ns_inode(pid):
@@ -194,6 +217,23 @@ def test_no_run_finds_the_previous_runs_connections(pnet):
     after = look(s, "python3")
     assert after["ns"] == first["ns"], (first, after)   # lent again: the pool works
     assert after["tcp"] == [] and after["unix"] == [], after
+    helpers = children(s.sandcelld.pid)   # the namespace's holder and its pasta
+    assert len(helpers) == 2 and [c for c in helpers.values() if c.startswith("pas")], helpers
+    s.stop()
+    assert not s.stop_problems, s.stop_problems
+    assert gone(helpers), helpers   # nothing of it outlives the service
+
+
+def test_nothing_outlives_a_killed_service(pnet):
+    """SIGKILL leaves no time to clean up: pasta and the holder die with
+    sandcelld all the same (their parent-death signal)."""
+    s = pnet.stack(max_workers=1, warm_sandboxes=0)
+    look(s, "nodejs")
+    helpers = children(s.sandcelld.pid)
+    assert len(helpers) == 2, helpers
+    s.restart_sandcelld(signal.SIGKILL)   # the new one removes the old one's cgroups
+    assert gone(helpers), helpers
+    assert look(s, "python3")["tcp"] == []   # and makes namespaces of its own
     s.stop()
     assert not s.stop_problems, s.stop_problems
 
