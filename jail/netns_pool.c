@@ -11,10 +11,9 @@
  * A namespace is made on first need and kept for later runs, because
  * connecting one costs far more than a run (~110 ms of CPU, ~30 MB): a
  * holder process is cloned into a new network namespace, sets its sysctls
- * (no TIME_WAIT sockets are kept), drops every capability (so that pasta,
- * which is root but keeps only CAP_SYS_ADMIN, may open its namespace) and
- * waits. pasta (Debian's passt package) then joins it with --netns
- * /proc/<holder>/ns/net (the form Debian's AppArmor profile allows), gives
+ * (no TIME_WAIT sockets are kept), drops every capability and waits: it
+ * keeps the namespace and lets us read its /proc/net. pasta (Debian's passt package) then joins it through a path its
+ * AppArmor profile allows (see show_namespace_to_pasta), gives
  * it a copy of the host's address and routes, and carries its TCP, UDP and
  * ICMP as ordinary sockets of its own on the host: nothing is added to the
  * host's interfaces, routes or firewall, and nothing is forwarded into the
@@ -41,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -165,6 +166,27 @@ static int start_holder(struct netns *n, char *err, size_t errlen)
 
 /* ---- pasta ------------------------------------------------------------------ */
 
+/* Debian's AppArmor profile for pasta lets it open a namespace at
+ * /run/user/<uid>/netns/<name>, or /proc/<pid>/ns/net only of a process it
+ * may ptrace (none: the profile has no ptrace rule). So pasta's child makes
+ * that path in a mount namespace of its own, nothing of it visible on the
+ * host: a tmpfs on /run, and the holder's namespace bound there. Runs in a
+ * raw clone: system calls only. */
+#define PASTA_NETNS_PATH "/run/user/0/netns/sandbox"
+static int show_namespace_to_pasta(const char *proc_ns)
+{
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k,mode=0755") != 0 ||
+	    mkdir("/run/user", 0755) != 0 || mkdir("/run/user/0", 0700) != 0 ||
+	    mkdir("/run/user/0/netns", 0700) != 0)
+		return -1;
+	int fd = open(PASTA_NETNS_PATH, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return mount(proc_ns, PASTA_NETNS_PATH, NULL, MS_BIND, NULL);
+}
+
 static pid_t exec_pasta(pid_t holder)
 {
 	char nspath[64];
@@ -174,7 +196,7 @@ static pid_t exec_pasta(pid_t holder)
 	char *const argv[] = { pool.pasta, "--quiet", "--foreground", "--runas", "0:0",
 			       "--config-net", "--no-map-gw", "--no-dhcp", "--no-dhcpv6",
 			       "-t", "none", "-u", "none", "-T", "none", "-U", "none",
-			       "--netns", nspath, NULL };
+			       "--netns", PASTA_NETNS_PATH, NULL };
 	char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
@@ -186,6 +208,8 @@ static pid_t exec_pasta(pid_t holder)
 		    dup2(devnull, 1) != 1)
 			_exit(126);
 		syscall(SYS_close_range, 3, ~0U, 0);
+		if (show_namespace_to_pasta(nspath) != 0)
+			_exit(125);
 		/* an ignored SIGPIPE survives exec, and pasta takes it for a
 		 * failure to set its own handlers */
 		sigset_t none;
@@ -245,11 +269,18 @@ static int start_pasta(struct netns *n, char *err, size_t errlen)
 		int status;
 		if (waitpid(n->pasta, &status, WNOHANG) == n->pasta) {
 			n->pasta = -1;
-			snprintf(err, errlen,
-				 "%s exited (%s %d) before the namespace was connected; its message is in "
-				 "this log",
-				 pool.pasta, WIFEXITED(status) ? "status" : "signal",
-				 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+			if (code >= 125)
+				snprintf(err, errlen, "%s: %s", pool.pasta,
+					 code == 127 ? "cannot be executed" :
+					 code == 126 ? "could not set up its descriptors" :
+					 "could not be shown the namespace (its own mount namespace)");
+			else
+				snprintf(err, errlen,
+					 "%s exited (%s %d) before the namespace was connected; its "
+					 "message is in this log",
+					 pool.pasta, WIFEXITED(status) ? "status" : "signal",
+					 WIFEXITED(status) ? code : WTERMSIG(status));
 			return -1;
 		}
 		if (has_default_route(n->holder))
