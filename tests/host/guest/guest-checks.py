@@ -327,7 +327,8 @@ def private_network_namespace():
     pastas = pasta_processes()
     theirs = other.get("value", {}).get("stdout", "").strip()
     ok = (len(mine) == 3 and int(mine[0]) != guest and mine[1:] == ["0", "0"] and theirs and
-          theirs not in (mine[0], str(guest)) and bool(pastas))
+          theirs not in (mine[0], str(guest)) and bool(pastas) and
+          all(label == "passt (enforce)" for label in pastas.values()))
     return ok, "ns, tcp, unix: %s; concurrent run: %s; guest ns %d; pasta: %s" % (
         mine, other, guest, pastas)
 
