@@ -84,8 +84,11 @@ def sandcell(stack, language, code, network):
         req = urllib.request.Request(stack.url + "/v1/sandbox/run", data=body, method="POST",
                                      headers={"X-Api-Key": stack.key,
                                               "Content-Type": "application/json"})
-        with opener.open(req, timeout=60) as r:
-            out = json.loads(r.read())
+        try:
+            with opener.open(req, timeout=60) as r:
+                out = json.loads(r.read())
+        except urllib.error.HTTPError as e:  # say why, not only the status
+            raise RuntimeError("HTTP %d: %s" % (e.code, e.read()[:500])) from None
         if out.get("code") != 0 or out["data"]["exit_code"] != 0:
             raise RuntimeError(out)
     return run

@@ -67,6 +67,10 @@ class Netns:
     # copy); packets to it go out h0 and arrive at h1, in this namespace,
     # which forwards nothing: still no route out
     GATEWAY = "198.51.100.1"
+    # and then, first on h0, the address that plays the host's own public one (pasta copies
+    # the first address of the interface with the default route; it needs the gateway
+    # within reach of it)
+    HOST = "198.51.100.2"
 
     def create(self, hosts=HOSTS, with_gateway=False):
         self.with_gateway = with_gateway
@@ -76,7 +80,7 @@ class Netns:
         try:
             _ip("-n", self.name, "link", "set", "lo", "up")
             _ip("-n", self.name, "link", "add", "h0", "type", "veth", "peer", "name", "h1")
-            for addr in hosts.values():
+            for addr in ([self.HOST] if with_gateway else []) + list(hosts.values()):
                 _ip("-n", self.name, "addr", "add", addr + "/32", "dev", "h0")
             _ip("-n", self.name, "link", "set", "h0", "up")
             _ip("-n", self.name, "link", "set", "h1", "up")

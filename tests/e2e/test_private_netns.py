@@ -27,7 +27,7 @@ import netns as netnsmod
 from conftest import run, run_ok
 from test_network import H, Net, net_in, report
 
-HOST = "198.51.100.2"
+HOST = netnsmod.Netns.HOST
 
 
 class PrivateNet(Net):
@@ -52,7 +52,7 @@ class PrivateNet(Net):
 
 @pytest.fixture(scope="module")
 def pnet():
-    ns = netnsmod.Netns("sc-pns").create(dict(host=HOST, **H), with_gateway=True)
+    ns = netnsmod.Netns("sc-pns").create(with_gateway=True)
     yield from net_in(ns, PrivateNet)
 
 
