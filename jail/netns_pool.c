@@ -429,13 +429,3 @@ void netns_return(int index)
 	}
 	pthread_mutex_unlock(&pool.lock);
 }
-
-unsigned netns_pool_alive(void)
-{
-	unsigned count = 0;
-	pthread_mutex_lock(&pool.lock);
-	for (unsigned i = 0; i < pool.capacity; i++)
-		count += pool.ns[i].state != NS_NONE;
-	pthread_mutex_unlock(&pool.lock);
-	return count;
-}

@@ -19,7 +19,4 @@ int netns_lease(int *fd, char *err, size_t errlen);
  * that still holds a socket is dropped instead, never lent again. */
 void netns_return(int index);
 
-/* Namespaces alive now, for tests and metrics. */
-unsigned netns_pool_alive(void);
-
 #endif
