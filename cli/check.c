@@ -333,7 +333,7 @@ static void check_private_netns(const struct sandcell_config *cfg)
 		finding(true, false, "network namespaces", "not used: enable_network is off");
 		return;
 	}
-	if (cfg->netns && *cfg->netns) {
+	if (cfg->netns) {
 		finding(true, false, "network namespaces", "not made: every network sandbox joins %s "
 			"(they share it)", cfg->netns);
 		return;

@@ -796,7 +796,7 @@ void egress_policy_describe(const struct sandcell_config *cfg, FILE *out, const 
 	for (size_t i = 0; i < st.n_sandbox_dns; i++)
 		fprintf(out, " %s", st.sandbox_dns[i]);
 	fprintf(out, "%s\n", st.n_sandbox_dns ? "" : " none");
-	fprintf(out, "%snetwork namespace: %s\n", indent, cfg->netns && *cfg->netns ? cfg->netns :
+	fprintf(out, "%snetwork namespace: %s\n", indent, cfg->netns ? cfg->netns :
 		"one of its own per sandbox, connected by pasta");
 	for (size_t i = 0; i < st.n_lines; i++) {
 		struct line *l = &st.lines[i];

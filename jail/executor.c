@@ -401,15 +401,10 @@ int sandbox_spawn(size_t kind, const char *cgroup_kind, bool wait_for_slot, stru
 		sb->cgroup_id = st.st_ino; /* the cgroup id the eBPF programs see */
 	uid_t uid = ex.cfg->uid_base + sb->slot;
 	struct spawn_plan plan = mode->plan;
-	if (kind_has_network(kind) && join_private_network(sb, &plan, err, errlen) != 0) {
+	if ((kind_has_network(kind) && join_private_network(sb, &plan, err, errlen) != 0) ||
+	    spawn_sandbox(&plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
 		cgroup_run_destroy(&sb->cg);
-		give_back_slot(sb->slot);
-		free(sb);
-		return -1;
-	}
-	if (spawn_sandbox(&plan, uid, &sb->cg, &sb->proc, err, errlen) != 0) {
-		cgroup_run_destroy(&sb->cg);
-		netns_return(sb->netns);
+		netns_return(sb->netns); /* -1 (none lent): nothing to do */
 		give_back_slot(sb->slot);
 		free(sb);
 		return -1;
