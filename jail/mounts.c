@@ -265,21 +265,25 @@ static int apply_dev(const struct mount_plan *plan, const char **what)
 	return mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755");
 }
 
-static int apply_proc_and_tmp(const struct mount_plan *plan, const char **what)
+/* The mount points of the fresh parts; they are mounted after the pivot. */
+static int make_fresh_mountpoints(const struct mount_plan *plan, const char **what)
 {
 	char path[PATH_MAX];
 
 	*what = "/proc";
-	under_root(path, sizeof(path), plan->root, "/proc");
-	if (make_dirs(path, true) != 0 ||
-	    mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") != 0)
+	if (make_dirs(under_root(path, sizeof(path), plan->root, "/proc"), true) != 0)
 		return -1;
 	*what = "/tmp";
-	under_root(path, sizeof(path), plan->root, "/tmp");
-	if (make_dirs(path, true) != 0 ||
-	    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, plan->tmp_options) != 0)
+	return make_dirs(under_root(path, sizeof(path), plan->root, "/tmp"), true);
+}
+
+int mount_fresh_parts(const char *tmp_options, const char **what)
+{
+	*what = "/proc";
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") != 0)
 		return -1;
-	return 0;
+	*what = "/tmp";
+	return mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, tmp_options);
 }
 
 static int pivot_into(const struct mount_plan *plan, const char **what)
@@ -295,7 +299,7 @@ static int pivot_into(const struct mount_plan *plan, const char **what)
 	return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
 }
 
-int mount_plan_apply(const struct mount_plan *plan, const char **what)
+int mount_plan_apply_root(const struct mount_plan *plan, const char **what)
 {
 	*what = "make mounts private";
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
@@ -304,7 +308,14 @@ int mount_plan_apply(const struct mount_plan *plan, const char **what)
 	if (mount("tmpfs", plan->root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755") != 0)
 		return -1;
 	if (apply_binds(plan, what) != 0 || apply_dev(plan, what) != 0 ||
-	    apply_proc_and_tmp(plan, what) != 0)
+	    make_fresh_mountpoints(plan, what) != 0)
 		return -1;
 	return pivot_into(plan, what);
+}
+
+int mount_plan_apply(const struct mount_plan *plan, const char **what)
+{
+	if (mount_plan_apply_root(plan, what) != 0)
+		return -1;
+	return mount_fresh_parts(plan->tmp_options, what);
 }

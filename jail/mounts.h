@@ -42,8 +42,15 @@ int mount_plan_build(struct mount_plan *plan, const char *root, const char *inte
 void mount_plan_free(struct mount_plan *plan);
 
 /* Child side, after clone3 into a new mount namespace: builds the root and
- * pivots into it. Async-signal-safe. Returns 0, or -1 with errno set and
- * *what naming the step that failed. */
+ * pivots into it, then mounts the fresh parts. Async-signal-safe. Returns 0,
+ * or -1 with errno set and *what naming the step that failed. */
 int mount_plan_apply(const struct mount_plan *plan, const char **what);
+
+/* The same in two halves: the read-only root alone (the zygote builds it once
+ * and its children inherit it), and the parts every sandbox gets fresh, in
+ * its own mount namespace after the pivot: /proc of its pid namespace and
+ * its private /tmp (tmp_options: the plan's). */
+int mount_plan_apply_root(const struct mount_plan *plan, const char **what);
+int mount_fresh_parts(const char *tmp_options, const char **what);
 
 #endif

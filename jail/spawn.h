@@ -8,12 +8,8 @@
 #include <sys/types.h>
 
 #include "jail/cgroup.h"
+#include "jail/enter.h"
 #include "jail/mounts.h"
-
-struct spawn_limit {
-	int resource;       /* RLIMIT_* */
-	rlim_t soft, hard;
-};
 
 /* Everything the child needs, prepared in the parent per language. */
 struct spawn_plan {
@@ -27,6 +23,7 @@ struct spawn_plan {
 	int exe_fd;                      /* O_PATH of the daemon's binary: the jail's init */
 	bool own_network;                /* a new, empty network namespace */
 	int netns_fd;                    /* else join this one (-1: stay in the host's) */
+	struct zygote *zygote;           /* forks the sandbox if running (NULL: always cold) */
 };
 
 /* A running sandbox process seen from the parent. */
@@ -46,11 +43,6 @@ struct spawned {
  * nothing of it left running). */
 int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *cg,
 		  struct spawned *out, char *err, size_t errlen);
-
-/* The jail's init: waits for the program (pid in the jail), writes its wait
- * status to status_fd, exits. */
-#define JAIL_INIT_NAME "sandcell-init"
-_Noreturn void jail_init_loop(pid_t program, int status_fd);
 
 /* Closes every descriptor of s (not the pidfd's process: kill it first). */
 void spawned_close(struct spawned *s);
