@@ -90,8 +90,9 @@ int cli_private_config(struct sandcell_config *cfg, char *err, size_t errlen)
 	cfg->jail.egress_pin_dir = cfg->egress_pin_dir;
 	cfg->jail.uid_base = (uid_t)uid;
 	cfg->jail.max_sandboxes = 1;
-	/* one run, started cold: a warm pool would only cost start-up time */
+	/* one run, started cold: a warm pool or a zygote would only cost start-up time */
 	cfg->jail.warm_sandboxes = 0;
+	cfg->jail.zygote_path = NULL;
 	return 0;
 }
 

@@ -45,6 +45,7 @@ enum key_type {
 	KEY_SYSCALLS,   /* a comma list of system call numbers */
 	KEY_RULE,       /* an egress rule; the key may repeat, the lines keep their order */
 	KEY_ADDRS,      /* a list of IP addresses (comma or blank separated); empty: unset */
+	KEY_MODULES,    /* Python module names (comma or blank separated), kept blank separated */
 };
 
 struct key_spec {
@@ -94,6 +95,8 @@ static const struct key_spec keys[] = {
 	{ "egress_proxy_only", KEY_BOOL, FIELD(egress_proxy_only), NULL, 0, 0 },
 	{ "netns", KEY_OPT_PATH, FIELD(netns), NULL, 0, 0 },
 	{ "pasta_path", KEY_PATH, FIELD(pasta_path), NULL, 0, 0 },
+	{ "zygote_path", KEY_OPT_PATH, FIELD(zygote_path), NULL, 0, 0 },
+	{ "python_preload", KEY_MODULES, FIELD(python_preload), NULL, 0, 0 },
 	{ "egress_pin_dir", KEY_OPT_PATH, FIELD(egress_pin_dir), NULL, 0, 0 },
 };
 
@@ -143,6 +146,8 @@ static int config_defaults(struct sandcell_config *cfg)
 	if (set_default_string(&cfg->socket_path, "/run/sandcell/sandcell.sock") ||
 	    set_default_string(&cfg->python_path, "/usr/bin/python3") ||
 	    set_default_string(&cfg->pasta_path, "/usr/bin/pasta") ||
+	    set_default_string(&cfg->zygote_path, PKGLIBEXECDIR "/sandcell-zygote") ||
+	    set_default_string(&cfg->python_preload, "json base64 jinja2 requests httpx") ||
 	    set_default_string(&cfg->nodejs_path, "/usr/bin/node") ||
 	    set_default_string(&cfg->run_dir, "/run/sandcell") ||
 	    set_default_string(&cfg->allow_clients, "127.0.0.1, ::1") ||
@@ -172,6 +177,8 @@ void config_free(struct sandcell_config *cfg)
 	free(cfg->dns_servers);
 	free(cfg->netns);
 	free(cfg->pasta_path);
+	free(cfg->zygote_path);
+	free(cfg->python_preload);
 	free(cfg->egress_pin_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -350,6 +357,55 @@ static const char *check_addresses(const char *value)
 	return NULL;
 }
 
+/* A dotted Python name: a.b_c.d */
+static bool is_module_name(const char *s, size_t n)
+{
+	bool start = true;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.' && !start) {
+			start = true;
+			continue;
+		}
+		if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (!start && c >= '0' && c <= '9')))
+			return false;
+		start = false;
+	}
+	return n > 0 && !start;
+}
+
+/* "a, b c" -> "a b c"; every name checked. */
+static const char *parse_modules(const char *value, char **slot)
+{
+	size_t len = strlen(value);
+	char *out = calloc(1, len + 1), *o = out;
+	if (!out)
+		return "out of memory";
+	for (const char *p = value; *p;) {
+		p += strspn(p, ", \t");
+		size_t n = strcspn(p, ", \t");
+		if (!n)
+			break;
+		if (!is_module_name(p, n)) {
+			free(out);
+			return "must be Python module names (like json, jinja2, os.path)";
+		}
+		if (o != out)
+			*o++ = ' ';
+		memcpy(o, p, n);
+		o += n;
+		p += n;
+	}
+	if (len >= 1000) {
+		free(out);
+		return "too long (at most 1000 characters)";
+	}
+	free(*slot);
+	*slot = out;
+	return NULL;
+}
+
 static const char *store_string(char **slot, const char *value)
 {
 	char *copy = NULL;
@@ -392,6 +448,8 @@ static const char *set_value(struct sandcell_config *cfg, const struct key_spec 
 		return parse_bool(value, field);
 	case KEY_SYSCALLS:
 		return parse_syscalls(value, cfg);
+	case KEY_MODULES:
+		return parse_modules(value, field);
 	case KEY_RULE:
 		return append_rule(cfg, value, msg, msglen);
 	case KEY_ADDRS:
@@ -723,6 +781,8 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 	j->allow_processes = cfg->allow_processes;
 	j->http_proxy = cfg->http_proxy;
 	j->https_proxy = cfg->https_proxy;
+	j->zygote_path = cfg->zygote_path;
+	j->python_preload = cfg->python_preload;
 	return 0;
 }
 
@@ -826,6 +886,7 @@ void config_describe(const struct sandcell_config *cfg, FILE *out)
 		case KEY_OPT_PATH:
 		case KEY_NAME:
 		case KEY_ADDRS:
+		case KEY_MODULES:
 			fputs(*(char *const *)field ? *(char *const *)field : "(not set)", out);
 			break;
 		case KEY_UINT:

@@ -59,6 +59,8 @@ struct sandcell_config {
 	bool egress_proxy_only;     /* only http_proxy/https_proxy are reachable */
 	char *netns;                /* namespace network sandboxes join; NULL: each its own */
 	char *pasta_path;           /* connects each network sandbox's own namespace */
+	char *zygote_path;          /* sandcell-zygote; NULL: Python sandboxes start cold */
+	char *python_preload;       /* modules the Python zygote imports, blank separated */
 
 	int *extra_syscalls;
 	size_t n_extra_syscalls;

@@ -761,6 +761,31 @@ int cgroup_run_attach_v1(struct cgroup_run *cg, pid_t pid, char *err, size_t err
 	return 0;
 }
 
+int cgroup_run_open_procs(const struct cgroup_run *cg, int *fds, size_t max)
+{
+	size_t n = 0;
+
+	if (max < 1 + (cgs.v2_controllers ? 0 : V1_COUNT))
+		return -1;
+	fds[n] = openat(cg->dirfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fds[n] >= 0)
+		n++;
+	for (int c = 0; !cgs.v2_controllers && c < V1_COUNT && n == (size_t)c + 1; c++) {
+		char path[PATH_MAX + 16];
+		slot_dir(c, cg->slot, path);
+		strcat(path, "/cgroup.procs");
+		fds[n] = open(path, O_WRONLY | O_CLOEXEC);
+		if (fds[n] >= 0)
+			n++;
+	}
+	if (n != 1 + (cgs.v2_controllers ? 0 : V1_COUNT)) {
+		while (n > 0)
+			close(fds[--n]);
+		return -1;
+	}
+	return (int)n;
+}
+
 unsigned cgroup_run_hits(const struct cgroup_run *cg)
 {
 	unsigned hits = 0;

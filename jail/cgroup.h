@@ -46,6 +46,11 @@ int cgroup_run_create(unsigned slot, const char *kind, struct cgroup_run *cg, ch
  * No-op where v2 controllers are used. */
 int cgroup_run_attach_v1(struct cgroup_run *cg, pid_t pid, char *err, size_t errlen);
 
+/* For a process that moves itself (writing "0"): the run's v2 cgroup.procs
+ * and, on hybrid hosts, its slot's v1 ones, opened for writing into fds.
+ * Returns how many, or -1 (nothing left open). */
+int cgroup_run_open_procs(const struct cgroup_run *cg, int *fds, size_t max);
+
 /* JAIL_HIT_MEMORY and/or JAIL_HIT_PIDS if the run hit those limits. */
 unsigned cgroup_run_hits(const struct cgroup_run *cg);
 

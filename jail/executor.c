@@ -44,6 +44,7 @@
 #include "jail/pool.h"
 #include "jail/prepare.h"
 #include "jail/supervisor.h"
+#include "jail/zygote.h"
 
 #define MAX_LANGUAGES 8
 
@@ -73,8 +74,10 @@ static struct {
 	unsigned n_slots;
 	int lock_fd;            /* flock on run_dir/executor.lock */
 	int exe_fd;             /* this program's binary: the jails' init */
+	int zygote_fd;          /* sandcell-zygote's binary, or -1 */
+	bool zygotes_started;
 } ex = { .lock = PTHREAD_MUTEX_INITIALIZER, .slot_freed = PTHREAD_COND_INITIALIZER, .lock_fd = -1,
-	 .exe_fd = -1 };
+	 .exe_fd = -1, .zygote_fd = -1 };
 
 /* ---- kinds: a language in a network mode ------------------------------------ */
 
@@ -198,6 +201,71 @@ static int prepare_languages(char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- zygotes ------------------------------------------------------------------------ */
+
+static const char *mode_name(const struct language *lang, int mode)
+{
+	static char names[MAX_LANGUAGES][MODE_COUNT][48];
+	char *n = names[state_of(lang) - ex.langs][mode];
+	snprintf(n, sizeof(names[0][0]), "%s%s", lang->name, mode == MODE_NETWORK ? " (network)" : "");
+	return n;
+}
+
+/* A zygote per prepared mode of each language that has one, if the operator
+ * left zygote_path set and it is there; without, sandboxes start cold. */
+static int start_zygotes(char *err, size_t errlen)
+{
+	struct zygote *zs[MAX_LANGUAGES * MODE_COUNT];
+	size_t n = 0;
+
+	if (!ex.cfg->zygote_path)
+		return 0;
+	if (ex.zygote_fd < 0)
+		ex.zygote_fd = open(ex.cfg->zygote_path, O_PATH | O_CLOEXEC);
+	if (ex.zygote_fd < 0) {
+		fprintf(stderr, "level=warn msg=\"no zygote: Python sandboxes start cold\" "
+			"zygote_path=\"%s\" error=\"%s\"\n", ex.cfg->zygote_path, strerror(errno));
+		return 0;
+	}
+	for (size_t i = 0; i < ex.n_langs; i++) {
+		struct lang_state *ls = &ex.langs[i];
+		for (int mode = 0; mode < MODE_COUNT && ls->lang->zygote; mode++) {
+			struct mode_state *m = &ls->modes[mode];
+			if (!m->seccomp)
+				continue; /* network disabled */
+			struct zygote_setup setup = {
+				.name = mode_name(ls->lang, mode), .mounts = &m->mounts,
+				.exe_fd = ex.zygote_fd, .init_fd = ex.exe_fd, .program = m->plan.executable, .envp = ls->envp,
+				.limits = m->plan.limits, .n_limits = m->plan.n_limits,
+				.seccomp = m->seccomp, .preload = ex.cfg->python_preload,
+			};
+			m->plan.zygote = zs[n] = zygote_new(&setup);
+			if (!zs[n++]) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+		}
+	}
+	if (zygotes_start(zs, n, err, errlen) != 0)
+		return -1;
+	ex.zygotes_started = true;
+	return 0;
+}
+
+/* Before the languages are forgotten: the zygotes use their plans. */
+static void stop_zygotes(void)
+{
+	if (ex.zygotes_started)
+		zygotes_stop();
+	ex.zygotes_started = false;
+	for (size_t i = 0; i < ex.n_langs; i++)
+		for (int mode = 0; mode < MODE_COUNT; mode++)
+			ex.langs[i].modes[mode].plan.zygote = NULL;
+	if (ex.zygote_fd >= 0)
+		close(ex.zygote_fd);
+	ex.zygote_fd = -1;
+}
+
 int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 {
 	ex.cfg = cfg;
@@ -238,7 +306,7 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 	}
 	network_init(cfg, cgroups_parent_path(), ex.n_slots);
 	if (prepare_languages(err, errlen) != 0 || supervisor_start(ex.n_slots, err, errlen) != 0 ||
-	    pool_start(err, errlen) != 0) {
+	    start_zygotes(err, errlen) != 0 || pool_start(err, errlen) != 0) {
 		executor_shutdown();
 		return -1;
 	}
@@ -260,6 +328,7 @@ void executor_shutdown(void)
 		return;
 	executor_kill_all();
 	pool_stop();
+	stop_zygotes();
 	cgroups_cleanup();
 	supervisor_stop();
 	network_shutdown();

@@ -42,6 +42,8 @@ struct jail_config {
 	bool allow_processes;         /* let programs fork (default: threads only) */
 	const char *http_proxy;       /* HTTP_PROXY, handed to programs (may be NULL) */
 	const char *https_proxy;      /* HTTPS_PROXY, handed to programs (may be NULL) */
+	const char *zygote_path;      /* sandcell-zygote, which forks Python sandboxes (NULL: none) */
+	const char *python_preload;   /* modules the Python zygote imports, space-separated */
 
 	/* Network sandboxes (enable_network). Each has a network namespace of
 	 * its own that pasta connects to the host's network (or all join

@@ -32,6 +32,7 @@ static const struct language python3 = {
 	.env = (const char *const[]){ "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp",
 				      "TMPDIR=/tmp", "PYTHONIOENCODING=utf-8", NULL },
 	.syscalls = NULL,
+	.zygote = true,
 };
 
 static const struct language nodejs = {

@@ -22,6 +22,7 @@ struct language {
 	const char *const *binds;
 	const char *const *env;               /* fixed environment */
 	const char *const *syscalls;          /* beyond the base allowlist */
+	bool zygote;                          /* sandboxes fork from a zygote (zygote/) */
 };
 
 extern const struct language *const languages[];

@@ -18,7 +18,7 @@ enum { MODE_OFFLINE, MODE_NETWORK, MODE_COUNT };
 struct mode_state {
 	struct mount_plan mounts;
 	struct sock_fprog *seccomp;
-	struct spawn_plan plan;
+	struct spawn_plan plan;     /* plan.zygote: set by the executor */
 };
 
 struct lang_state {

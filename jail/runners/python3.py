@@ -5,17 +5,50 @@
 # joined, its exit handlers run, its output flushed) the runner reports
 # "<status>\n" on fd 3 and exits at once: sandcell answers without waiting
 # for the interpreter's teardown.
-def _sandcell_run():
-    import builtins, linecache, os, signal, sys, traceback, types
+#
+# Run as `python3 -I -B -c <this>` (a cold start), or loaded once as a module
+# by sandcell's zygote (zygote/python.c), which calls _sandcell_zygote_ready
+# and then, in each forked and jailed child, _sandcell_run.
+def _sandcell_prepare():
+    import signal
 
     # CPython ignores SIGXFSZ; the default lets the file size limit end the
     # run visibly ("error: file size limit exceeded"). Node gets the same
     # from the supervisor (see jail/seccomp_policy.c).
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 
-    # modules that Dify's templates use on every run, imported while a warm
-    # sandbox waits for its code (importing is all they do)
-    import base64, json  # noqa: F401
+    # modules that Dify's templates use on every run, and those of
+    # _sandcell_run, imported while a warm sandbox waits for its code
+    # (importing is all they do)
+    import atexit, base64, builtins, json, linecache, traceback, types  # noqa: F401
+
+
+def _sandcell_zygote_ready(preload):
+    """In the zygote: imports what it is told to (skipping what is not
+    installed), checks that nothing started a thread (a fork keeps only the
+    calling one), freezes the heap; returns the names that were missing."""
+    import gc, sys
+
+    _sandcell_prepare()
+    missing = []
+    for name in preload:
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        raise RuntimeError("importing %s started a thread" % " ".join(preload))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    gc.collect()
+    # children then never write to these objects' pages just to scan them
+    gc.freeze()
+    return missing
+
+
+def _sandcell_run():
+    import builtins, linecache, os, sys, traceback, types
 
     data = sys.stdin.buffer.read()
     newline = data.index(b"\n")
@@ -76,4 +109,6 @@ def _sandcell_run():
         pass  # the program closed fd 3: its exit status tells instead
     os._exit(status)
 
-_sandcell_run()
+if __name__ == "__main__":
+    _sandcell_prepare()
+    _sandcell_run()

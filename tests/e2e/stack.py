@@ -275,6 +275,8 @@ class Stack:
             # stack's sandboxes never share a uid with another live stack's
             "uid_base": 2000000 + (os.getpid() % 4096) * 4096 + (n % 128) * 32,
             "drain_timeout": 5,
+            # the zygote of this build, not an installed one
+            "zygote_path": os.path.join(self.builddir, "sandcell-zygote"),
         }
         if "uid_base" not in config and self._slots_for(config) > 32:
             raise ValueError("more than 32 sandbox slots would overlap another stack's uids")

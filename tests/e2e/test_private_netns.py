@@ -62,13 +62,15 @@ def stack(pnet):
 
 
 def children(pid):
-    """pid -> command name of the processes whose parent is pid."""
+    """pid -> command name of the processes whose parent is pid, but for the
+    Python zygotes (test_zygote.py covers those)."""
     found = {}
     for stat in os.listdir("/proc"):
         try:
             fields = open("/proc/%s/stat" % stat).read().rsplit(")", 1)[1].split()
-            if stat.isdigit() and int(fields[1]) == pid:
-                found[int(stat)] = open("/proc/%s/comm" % stat).read().strip()
+            comm = open("/proc/%s/comm" % stat).read().strip()
+            if stat.isdigit() and int(fields[1]) == pid and not comm.startswith("sandcell-zygot"):
+                found[int(stat)] = comm
         except (OSError, IndexError, ValueError):
             continue
     return found

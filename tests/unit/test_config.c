@@ -76,7 +76,32 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.jail.n_extra_syscalls, 0);
 	assert_false(cfg.jail.allow_processes);
 	assert_null(cfg.jail.http_proxy);
+	assert_string_equal(cfg.jail.zygote_path, PKGLIBEXECDIR "/sandcell-zygote");
+	assert_string_equal(cfg.jail.python_preload, "json base64 jinja2 requests httpx");
 	config_free(&cfg);
+}
+
+static void test_python_preload(void **state)
+{
+	struct sandcell_config cfg;
+	char err[256];
+	(void)state;
+
+	assert_int_equal(load(&cfg, "python_preload = numpy, os.path\tjson\nzygote_path =\n",
+			      key_only, err, sizeof(err)), 0);
+	assert_string_equal(cfg.jail.python_preload, "numpy os.path json");
+	assert_null(cfg.jail.zygote_path);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "python_preload =\n", key_only, err, sizeof(err)), 0);
+	assert_string_equal(cfg.jail.python_preload, "");
+	config_free(&cfg);
+	const char *bad[] = { "os;rm", "a..b", ".a", "a.", "9lives", "x-y", "c/d" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "python_preload = %s\n", bad[i]);
+		expect_error(text, key_only, "test.conf:1: python_preload: must be Python module names "
+			     "(like json, jinja2, os.path)");
+	}
 }
 
 static void test_file_format(void **state)
@@ -330,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_env_errors),
 		cmocka_unit_test(test_load_files),
 		cmocka_unit_test(test_describe_hides_key),
+		cmocka_unit_test(test_python_preload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
