@@ -9,10 +9,19 @@
  * cgroup (cgroup_run_create: a dup of the slot's O_DIRECTORY descriptor and
  * the base counters) and its child is created straight into it with
  * clone3(CLONE_INTO_CGROUP) through that descriptor, so there is no moment in
- * which a sandbox runs outside its cgroup. cgroup.kill ends the whole run at
- * once, cgroup.events tells when the last task is gone, and the directory is
- * left for the next run of the slot: a mkdir and an rmdir per run cost more
- * than the whole claim. The BPF egress programs attach to <parent> and tell
+ * which a sandbox runs outside its cgroup. A run ends with SIGKILL to its
+ * init (recorded by cgroup_run_attach_v1): the init is pid 1 of the run's
+ * pid namespace, which every task of the run is in and cannot leave, so its
+ * death kills them all and stops new forks. cgroup.events tells when the
+ * last task is gone, and the directory is left for the next run of the slot:
+ * a mkdir and an rmdir per run cost more than the whole claim.
+ *
+ * Not cgroup.kill, except as the last resort: since Linux 6.14 (seen on
+ * 6.18) every cgroup.kill bumps a counter of the cgroup that clone3 with
+ * CLONE_INTO_CGROUP compares against the *caller's* cgroup's, so every child
+ * cloned into a cgroup that was once killed is SIGKILLed at birth. A
+ * generation that took a cgroup.kill (a run that did not end by its init's
+ * death, or did not empty in time) is therefore retired like a populated one. The BPF egress programs attach to <parent> and tell
  * runs apart by their cgroup id (the directory's inode): a slot's runs share
  * it one after another, and the executor takes a run's policy back before
  * the slot is free again.
@@ -104,7 +113,7 @@ struct slot_cgroups {
 	int pids;     /* pids.current (v2, or the v1 pids slot) */
 	int oom;      /* memory.events (v2) or memory.oom_control (v1): oom_kill */
 	int pids_max; /* pids.events: max */
-	bool tainted; /* a run left it populated: never claim it again */
+	const char *unfit; /* why it must never be claimed again, or NULL */
 };
 
 static struct {
@@ -715,7 +724,7 @@ static void close_generation(struct slot_cgroups *sc)
 	close_fd(&sc->pids);
 	close_fd(&sc->oom);
 	close_fd(&sc->pids_max);
-	sc->tainted = false;
+	sc->unfit = NULL;
 }
 
 /* Opens the files of the slot's generation in use that every run reads. */
@@ -817,8 +826,8 @@ static int claim_generation(unsigned slot, char *err, size_t errlen)
 {
 	struct slot_cgroups *sc = &cgs.slots[slot];
 
-	if (sc->dirfd >= 0 && sc->tainted)
-		retire_generation(slot, "was still populated after its run");
+	if (sc->dirfd >= 0 && sc->unfit)
+		retire_generation(slot, sc->unfit);
 	else if (sc->dirfd >= 0 && !generation_is_empty(sc))
 		retire_generation(slot, "is not empty");
 	if (sc->dirfd < 0 && make_generation(slot, err, errlen) < 0)
@@ -1005,7 +1014,7 @@ static void kill_whole_cgroup(struct cgroup_run *cg)
 {
 	char err[PATH_MAX + 64];
 
-	cgs.slots[cg->slot].tainted = true;
+	cgs.slots[cg->slot].unfit = "took a cgroup.kill";
 	if (write_file(cg->dirfd, cg->path, "cgroup.kill", "1", err, sizeof err) == 0 ||
 	    cgs.v2_controllers)
 		return;
@@ -1027,6 +1036,10 @@ void cgroup_run_kill(struct cgroup_run *cg)
 	if (cg->init_pidfd >= 0 &&
 	    (syscall(SYS_pidfd_send_signal, cg->init_pidfd, SIGKILL, NULL, 0) == 0 || errno == ESRCH))
 		return;
+	char events[256];
+	if (pread_file(cgs.slots[cg->slot].events, events, sizeof events) > 0 &&
+	    has_line(events, "populated 0"))
+		return; /* no task was ever started in it, or all are gone */
 	kill_whole_cgroup(cg);
 }
 
@@ -1046,7 +1059,7 @@ void cgroup_run_destroy(struct cgroup_run *cg)
 	} else {
 		cgroup_warn("%s (%s run) still populated after %d ms", cg->path,
 			    cg->kind ? cg->kind : "a", EMPTY_WAIT_MS);
-		cgs.slots[cg->slot].tainted = true;
+		cgs.slots[cg->slot].unfit = "was still populated after its run";
 	}
 	close(cg->dirfd);
 	close_fd(&cg->init_pidfd);
