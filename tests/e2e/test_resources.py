@@ -479,6 +479,7 @@ def test_leftover_process_never_reaches_the_next_run_of_the_slot(one_slot):
     assert first["stdout"].endswith("parent done\n"), first
     uid = uid_of(first)
     cg = slot_cgroup(one_slot, uid)
+    assert_clean(one_slot)   # the first run's teardown is over (it kills the sleeper)
     # while the next run of the slot runs, its cgroup holds only that run's tasks
     seen = {}
 
