@@ -2,44 +2,76 @@
  *
  * Theory of operation
  *
- * Every run gets a fresh cgroup v2 directory, <parent>/run-<slot>-<n> (warm-...
- * for one started ahead of its request), where
- * <parent> is <v2 mount><our own v2 cgroup>/<cgroup_name>. The child is
- * created straight into it with clone3(CLONE_INTO_CGROUP) through the
- * O_DIRECTORY descriptor kept in struct cgroup_run, so there is no moment in
- * which a sandbox runs outside its cgroup. cgroup.kill ends the whole run at
- * once, cgroup.events tells when the last task is gone, and the directory is
- * then removed. The BPF egress programs attach to <parent> and tell runs
- * apart by their cgroup id.
+ * Every slot (jail/executor.c: one sandbox that may be alive, with a uid of
+ * its own) has one cgroup v2 directory, <parent>/slot-<k>, made once at
+ * start-up with its limits and reused run after run, where <parent> is
+ * <v2 mount><our own v2 cgroup>/<cgroup_name>. A run claims its slot's
+ * cgroup (cgroup_run_create: a dup of the slot's O_DIRECTORY descriptor and
+ * the base counters) and its child is created straight into it with
+ * clone3(CLONE_INTO_CGROUP) through that descriptor, so there is no moment in
+ * which a sandbox runs outside its cgroup. A run ends with SIGKILL to its
+ * init (recorded by cgroup_run_attach_v1): the init is pid 1 of the run's
+ * pid namespace, which every task of the run is in and cannot leave, so its
+ * death kills them all and stops new forks. cgroup.events tells when the
+ * last task is gone, and the directory is left for the next run of the slot:
+ * a mkdir and an rmdir per run cost more than the whole claim.
+ *
+ * Not cgroup.kill, except as the last resort: since Linux 6.14 (seen on
+ * 6.18) every cgroup.kill bumps a counter of the cgroup that clone3 with
+ * CLONE_INTO_CGROUP compares against the *caller's* cgroup's, so every child
+ * cloned into a cgroup that was once killed is SIGKILLed at birth. A
+ * generation that took a cgroup.kill (a run that did not end by its init's
+ * death, or did not empty in time) is therefore retired like a populated one. The BPF egress programs attach to <parent> and tell
+ * runs apart by their cgroup id (the directory's inode): a slot's runs share
+ * it one after another, and the executor takes a run's policy back before
+ * the slot is free again.
+ *
+ * A reused cgroup must hold nothing of the run before: before every claim it
+ * is checked to be empty (cgroup.events "populated 0", not frozen; no
+ * descendants in cgroup.stat; pids.current 0, so a zombie is not charged to
+ * the next run; on hybrid hosts the v1 slots hold no task). A cgroup that
+ * failed the check, or that did not empty within EMPTY_WAIT_MS of its run's
+ * kill, is never claimed again (fail closed: cgroupfs v2 cannot rename): the
+ * slot moves on to a new generation, slot-<k>.<g>, made at the next claim,
+ * and the retired ones are removed once they are empty (after a later run
+ * of the slot, or at shutdown). Nothing else of a run stays behind: the
+ * limits are written only by us (the directories and their files belong to
+ * root, mode 0755/0644, and a sandbox has no capability and no cgroupfs), the
+ * hit counters are compared against their value at the claim, and the
+ * memory a run's processes held is uncharged when they exit (what stays
+ * charged is clean page cache, which the kernel reclaims before it would
+ * count against the next run's limit).
  *
  * Memory, pids and cpu limits come from one of two places:
  *
  *   - v2 controllers, where our own cgroup offers memory, pids and cpu in
  *     cgroup.controllers (a normal host, with systemd's Delegate=yes). They
  *     are enabled in our cgroup's and the parent's cgroup.subtree_control,
- *     and each run's limits are written into its own directory. v2 forbids
+ *     and each slot's limits are written into its directory once. v2 forbids
  *     processes in a non-root cgroup that distributes controllers to
  *     children, so if enabling them in our own cgroup is refused with EBUSY,
  *     our processes move to the leaf <own>/daemon first.
  *
  *   - v1 hierarchies, on hybrid hosts whose v2 mount has no such controllers
  *     (like our build machines). One v1 cgroup per slot and controller,
- *     <v1 mount><own v1 cgroup>/<cgroup_name>/slot<N>, is created at start-up
- *     with the limits and reused run after run (moving a pid into v1 is
- *     sometimes slow to set up, and mkdir costs too): the run's pid is moved
- *     into them while it waits before exec. Being below our own v1 cgroups,
+ *     <v1 mount><own v1 cgroup>/<cgroup_name>/slot-<k> (a generation's name,
+ *     as in v2), is created with the slot's v2 cgroup and its limits and
+ *     reused with it (moving a pid into v1 is sometimes slow to set up, and
+ *     mkdir costs too): the run's pid is moved into them while it waits
+ *     before exec. Being below our own v1 cgroups,
  *     the host's limits on sandcelld still apply to the sandboxes.
  *
  * Whether a run hit a limit is told by counters that only grow
  * (memory.events / memory.oom_control `oom_kill`, pids.events `max`): they
- * are read when the run begins and compared at the end, which also works for
- * the reused v1 slots.
+ * are read when the run claims the cgroup and compared at the end, so a slot's
+ * earlier runs never count as this run's hits.
  *
  * A leftover parent (sandcelld crashed) is killed, emptied and reused.
  *
  * Threads: the state below is written only by cgroups_init and
- * cgroups_cleanup; afterwards run functions only read it, and each slot is
- * used by one run at a time, so runs of different slots proceed in parallel.
+ * cgroups_cleanup, except each slot's own entry, which only the run holding
+ * the slot touches (the executor gives a slot to one run at a time), so runs
+ * of different slots proceed in parallel.
  */
 #include "config.h"
 
@@ -50,7 +82,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,15 +102,29 @@
 enum v1_controller { V1_MEMORY, V1_PIDS, V1_CPU, V1_COUNT };
 static const char *const v1_names[V1_COUNT] = {"memory", "pids", "cpu"};
 
+/* One slot's cgroups. Generation gen is the one runs claim (its v2
+ * directory open as dirfd); [oldest, gen) were retired and may still exist. */
+struct slot_cgroups {
+	unsigned gen;
+	unsigned oldest;
+	int dirfd;    /* -1: generation gen is not made yet */
+	/* files read at every claim and every end of a run, kept open: */
+	int events;   /* cgroup.events of the v2 cgroup */
+	int pids;     /* pids.current (v2, or the v1 pids slot) */
+	int oom;      /* memory.events (v2) or memory.oom_control (v1): oom_kill */
+	int pids_max; /* pids.events: max */
+	const char *unfit; /* why it must never be claimed again, or NULL */
+};
+
 static struct {
 	const struct jail_config *cfg;
 	unsigned nslots;
 	bool ready;
 	bool v2_controllers;
-	char parent[PATH_MAX];               /* the v2 parent of all runs */
-	/* hybrid: <v1 mount><own>/<cgroup_name>, short enough for "/slot<N>" */
+	char parent[PATH_MAX - 64];          /* the v2 parent of all runs, room for "/slot-<k>.<g>" */
+	/* hybrid: <v1 mount><own>/<cgroup_name>, short enough for "/slot-<k>.<g>" */
 	char v1_parent[V1_COUNT][PATH_MAX - 64];
-	atomic_uint runs;                    /* names runs uniquely */
+	struct slot_cgroups *slots;          /* nslots of them */
 } cgs;
 
 static void cgroup_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -159,12 +204,21 @@ static ssize_t read_file(int dirfd, const char *dir, const char *name, char *buf
 	return (ssize_t)len;
 }
 
-/* The value of "key value" in a flat keyed file (memory.events, ...); 0 if
- * the file or the key is missing. */
-static uint64_t read_counter(int dirfd, const char *dir, const char *name, const char *key)
+/* Reads a cgroup file through a descriptor kept open (pread from 0 reads
+ * its current contents again). Returns the length or -1. */
+static ssize_t pread_file(int fd, char *buf, size_t size)
+{
+	ssize_t n = fd >= 0 ? pread(fd, buf, size - 1, 0) : -1;
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* The value of "key value" in a flat keyed file (memory.events, ...) kept
+ * open as fd; 0 if the file or the key is missing. */
+static uint64_t read_counter(int fd, const char *key)
 {
 	char buf[4096];
-	if (read_file(dirfd, dir, name, buf, sizeof buf) < 0)
+	if (pread_file(fd, buf, sizeof buf) < 0)
 		return 0;
 	size_t klen = strlen(key);
 	for (char *line = buf; *line;) {
@@ -308,33 +362,33 @@ static int own_cgroup_dir(const char *controller, char *dir, char *err, size_t e
 
 /* ---- emptying and removing ----------------------------------------------------- */
 
-/* Waits (bounded) until cgroup.events of a v2 cgroup says "populated 0". */
-static bool wait_v2_empty(int dirfd, const char *dir, long long deadline)
+/* Waits (bounded) until cgroup.events, open as fd, says "populated 0". */
+static bool wait_events_empty(int fd, long long deadline)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/cgroup.events", dir);
-	int fd = dirfd >= 0 ? openat(dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC)
-			    : open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT; /* already gone */
-	bool empty = false;
 	for (;;) {
 		char buf[256];
-		ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-		if (n < 0)
-			break;
-		buf[n] = '\0';
-		if (strstr(buf, "populated 0")) {
-			empty = true;
-			break;
-		}
+		if (pread_file(fd, buf, sizeof buf) < 0)
+			return false;
+		if (strstr(buf, "populated 0"))
+			return true;
 		long long left = deadline - now_ms();
 		if (left <= 0)
-			break;
+			return false;
 		/* cgroup.events signals every change with POLLPRI. */
 		struct pollfd pfd = {.fd = fd, .events = POLLPRI};
 		poll(&pfd, 1, left > 50 ? 50 : (int)left);
 	}
+}
+
+/* Waits (bounded) until the v2 cgroup dir has no task left. */
+static bool wait_v2_empty(const char *dir, long long deadline)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/cgroup.events", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT; /* already gone */
+	bool empty = wait_events_empty(fd, deadline);
 	close(fd);
 	return empty;
 }
@@ -392,9 +446,19 @@ static bool empty_v1(const char *dir, long long deadline)
 	}
 }
 
+/* A slot's cgroup of generation gen under base: slot-<k>, then slot-<k>.<g>. */
+static void generation_dir(const char *base, unsigned slot, unsigned gen, char *dir)
+{
+	int n = gen == 0 ? snprintf(dir, PATH_MAX, "%s/slot-%u", base, slot)
+			 : snprintf(dir, PATH_MAX, "%s/slot-%u.%u", base, slot, gen);
+	if (n < 0 || n >= PATH_MAX)
+		dir[0] = '\0'; /* not reached: cgroups_init leaves room after every base */
+}
+
+/* The v1 cgroup for controller c of the slot's generation in use. */
 static void slot_dir(enum v1_controller c, unsigned slot, char *dir)
 {
-	snprintf(dir, PATH_MAX, "%s/slot%u", cgs.v1_parent[c], slot);
+	generation_dir(cgs.v1_parent[c], slot, cgs.slots[slot].gen, dir);
 }
 
 /* Removes every cgroup below dir, deepest first, once empty() says it has
@@ -423,7 +487,7 @@ static void remove_children(const char *dir, long long deadline,
 
 static bool empty_v2(const char *dir, long long deadline)
 {
-	return wait_v2_empty(-1, dir, deadline);
+	return wait_v2_empty(dir, deadline);
 }
 
 /* ---- start-up ------------------------------------------------------------------- */
@@ -550,8 +614,9 @@ static int set_v1_limits(enum v1_controller c, const char *dir, char *err, size_
 	}
 }
 
-/* Hybrid hosts: <v1 mount><own>/<cgroup_name>/slot<N> for each controller. */
-static int create_v1_slots(char *err, size_t errlen)
+/* Hybrid hosts: <v1 mount><own>/<cgroup_name> for each controller, emptied
+ * of what an earlier sandcelld left (its slots may hold other limits). */
+static int prepare_v1_parents(char *err, size_t errlen)
 {
 	for (int c = 0; c < V1_COUNT; c++) {
 		char own[PATH_MAX];
@@ -564,15 +629,225 @@ static int create_v1_slots(char *err, size_t errlen)
 		}
 		if (make_dir(cgs.v1_parent[c], err, errlen) < 0)
 			return -1;
-		/* Slots of an earlier sandcelld may hold other limits. */
 		remove_children(cgs.v1_parent[c], now_ms() + EMPTY_WAIT_MS, empty_v1);
-		for (unsigned s = 0; s < cgs.nslots; s++) {
-			char dir[PATH_MAX];
-			slot_dir(c, s, dir);
-			if (make_dir(dir, err, errlen) < 0 || set_v1_limits(c, dir, err, errlen) < 0)
-				return -1;
-		}
 	}
+	return 0;
+}
+
+/* ---- slot generations ------------------------------------------------------------ */
+
+/* The limits of a slot's v2 cgroup (v2 controllers), written once and kept
+ * for every run of the generation. */
+static int set_v2_limits(int dirfd, const char *dir, char *err, size_t errlen)
+{
+	const struct jail_config *cfg = cgs.cfg;
+	char buf[64];
+
+	if (cfg->memory_limit) {
+		snprintf(buf, sizeof buf, "%" PRIu64, cfg->memory_limit);
+		if (write_file(dirfd, dir, "memory.max", buf, err, errlen) < 0)
+			return -1;
+		/* No swap: present only where swap accounting is on. */
+		if (write_file(dirfd, dir, "memory.swap.max", "0", err, errlen) < 0 && errno != ENOENT)
+			return -1;
+	}
+	/* An OOM kill takes the whole sandbox, not one thread of it. */
+	if (write_file(dirfd, dir, "memory.oom.group", "1", err, errlen) < 0)
+		return -1;
+	if (cfg->pids_limit)
+		snprintf(buf, sizeof buf, "%u", cfg->pids_limit);
+	else
+		snprintf(buf, sizeof buf, "max");
+	if (write_file(dirfd, dir, "pids.max", buf, err, errlen) < 0)
+		return -1;
+	if (cfg->cpu_percent)
+		snprintf(buf, sizeof buf, "%llu %u",
+			 (unsigned long long)cfg->cpu_percent * CPU_PERIOD_US / 100, CPU_PERIOD_US);
+	else
+		snprintf(buf, sizeof buf, "max %u", CPU_PERIOD_US);
+	return write_file(dirfd, dir, "cpu.max", buf, err, errlen);
+}
+
+/* A directory made now, never one that already existed: what is inside an
+ * old one (tasks, limits) is not known. */
+static int make_fresh_dir(const char *path, char *err, size_t errlen)
+{
+	if (mkdir(path, 0755) < 0) {
+		snprintf(err, errlen, "mkdir %s: %m", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int make_v1_slots(unsigned slot, char *err, size_t errlen)
+{
+	for (int c = 0; c < V1_COUNT; c++) {
+		char dir[PATH_MAX];
+		slot_dir(c, slot, dir);
+		if (make_fresh_dir(dir, err, errlen) < 0 || set_v1_limits(c, dir, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Kills what is left in a generation and removes its cgroups, without
+ * waiting. True once none of them exists any more. */
+static bool remove_generation(unsigned slot, unsigned gen)
+{
+	char dir[PATH_MAX], ignored[PATH_MAX + 64];
+	bool gone = true;
+
+	generation_dir(cgs.parent, slot, gen, dir);
+	write_file(-1, dir, "cgroup.kill", "1", ignored, sizeof ignored);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		gone = false;
+	for (int c = 0; c < V1_COUNT && !cgs.v2_controllers; c++) {
+		generation_dir(cgs.v1_parent[c], slot, gen, dir);
+		kill_v1_procs(dir);
+		if (rmdir(dir) < 0 && errno != ENOENT)
+			gone = false;
+	}
+	return gone;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void close_generation(struct slot_cgroups *sc)
+{
+	close_fd(&sc->dirfd);
+	close_fd(&sc->events);
+	close_fd(&sc->pids);
+	close_fd(&sc->oom);
+	close_fd(&sc->pids_max);
+	sc->unfit = NULL;
+}
+
+/* Opens the files of the slot's generation in use that every run reads. */
+static int open_generation_files(unsigned slot, char *err, size_t errlen)
+{
+	struct slot_cgroups *sc = &cgs.slots[slot];
+	char mem[PATH_MAX], pids[PATH_MAX];
+
+	generation_dir(cgs.parent, slot, sc->gen, mem);
+	strcpy(pids, mem);
+	if (!cgs.v2_controllers) {
+		slot_dir(V1_MEMORY, slot, mem);
+		slot_dir(V1_PIDS, slot, pids);
+	}
+	char path[2][PATH_MAX + 32];
+	snprintf(path[0], sizeof path[0], "%s/%s", mem, cgs.v2_controllers ? "memory.events"
+									    : "memory.oom_control");
+	snprintf(path[1], sizeof path[1], "%s/pids.events", pids);
+	/* the counters may be missing (read as 0), the emptiness checks may not */
+	sc->oom = open(path[0], O_RDONLY | O_CLOEXEC);
+	sc->pids_max = open(path[1], O_RDONLY | O_CLOEXEC);
+	snprintf(path[1], sizeof path[1], "%s/pids.current", pids);
+	sc->events = openat(sc->dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+	sc->pids = open(path[1], O_RDONLY | O_CLOEXEC);
+	if (sc->events < 0 || sc->pids < 0) {
+		snprintf(err, errlen, "open %s/cgroup.events or %s: %m", mem, path[1]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Gives up the slot's generation in use: the next claim makes a new one. */
+static void retire_generation(unsigned slot, const char *why)
+{
+	struct slot_cgroups *sc = &cgs.slots[slot];
+	char dir[PATH_MAX];
+
+	generation_dir(cgs.parent, slot, sc->gen, dir);
+	cgroup_warn("%s %s: not reused, a new cgroup replaces it", dir, why);
+	close_generation(sc);
+	sc->gen++;
+}
+
+/* Removes the slot's retired generations that have emptied, oldest first. */
+static void remove_retired(unsigned slot)
+{
+	struct slot_cgroups *sc = &cgs.slots[slot];
+	while (sc->oldest < sc->gen && remove_generation(slot, sc->oldest))
+		sc->oldest++;
+}
+
+/* Makes the slot's cgroups of its generation in use, with their limits. */
+static int make_generation(unsigned slot, char *err, size_t errlen)
+{
+	struct slot_cgroups *sc = &cgs.slots[slot];
+	char dir[PATH_MAX];
+
+	generation_dir(cgs.parent, slot, sc->gen, dir);
+	if (make_fresh_dir(dir, err, errlen) < 0)
+		goto fail;
+	sc->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sc->dirfd < 0) {
+		snprintf(err, errlen, "open %s: %m", dir);
+		goto fail;
+	}
+	int rc = cgs.v2_controllers ? set_v2_limits(sc->dirfd, dir, err, errlen)
+				    : make_v1_slots(slot, err, errlen);
+	if (rc < 0 || open_generation_files(slot, err, errlen) < 0)
+		goto fail;
+	return 0;
+fail:
+	close_generation(sc);
+	remove_generation(slot, sc->gen);
+	sc->gen++; /* never reuse a name that may still exist */
+	return -1;
+}
+
+static bool has_line(const char *buf, const char *line)
+{
+	return word_in_list(buf, line, "\n");
+}
+
+/* Nothing of an earlier run is in the slot's cgroups: no task in the v2
+ * cgroup or below it, not frozen, and no task charged to pids (not even a
+ * zombie; on hybrid hosts every task of a run is in the v1 pids slot too). */
+static bool generation_is_empty(const struct slot_cgroups *sc)
+{
+	char buf[256];
+
+	if (pread_file(sc->events, buf, sizeof buf) < 0 || !has_line(buf, "populated 0") ||
+	    has_line(buf, "frozen 1"))
+		return false;
+	return pread_file(sc->pids, buf, sizeof buf) > 0 && strcmp(buf, "0\n") == 0;
+}
+
+/* The slot's cgroup for the next run: the generation in use if it is
+ * clean, else a new one. Returns its directory descriptor (not a dup). */
+static int claim_generation(unsigned slot, char *err, size_t errlen)
+{
+	struct slot_cgroups *sc = &cgs.slots[slot];
+
+	if (sc->dirfd >= 0 && sc->unfit)
+		retire_generation(slot, sc->unfit);
+	else if (sc->dirfd >= 0 && !generation_is_empty(sc))
+		retire_generation(slot, "is not empty");
+	if (sc->dirfd < 0 && make_generation(slot, err, errlen) < 0)
+		return -1;
+	return sc->dirfd;
+}
+
+static int make_all_generations(char *err, size_t errlen)
+{
+	cgs.slots = calloc(cgs.nslots, sizeof *cgs.slots);
+	if (!cgs.slots) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (unsigned k = 0; k < cgs.nslots; k++)
+		cgs.slots[k] = (struct slot_cgroups){
+			.dirfd = -1, .events = -1, .pids = -1, .oom = -1, .pids_max = -1};
+	for (unsigned k = 0; k < cgs.nslots; k++)
+		if (make_generation(k, err, errlen) < 0)
+			return -1;
 	return 0;
 }
 
@@ -619,8 +894,8 @@ int cgroups_init(const struct jail_config *cfg, unsigned nslots, char *err, size
 		goto fail;
 	}
 	int rc = cgs.v2_controllers ? enable_v2_controllers(cgs.parent, false, err, errlen)
-				    : create_v1_slots(err, errlen);
-	if (rc < 0)
+				    : prepare_v1_parents(err, errlen);
+	if (rc < 0 || make_all_generations(err, errlen) < 0)
 		goto fail;
 	cgs.ready = true;
 	return 0;
@@ -641,7 +916,7 @@ void cgroups_cleanup(void)
 	    errno != ENOENT)
 		cgroup_warn("%s", ignored);
 	remove_children(cgs.parent, deadline, empty_v2);
-	if (!wait_v2_empty(-1, cgs.parent, deadline) || remove_dir(cgs.parent, deadline) < 0)
+	if (!wait_v2_empty(cgs.parent, deadline) || remove_dir(cgs.parent, deadline) < 0)
 		cgroup_warn("could not remove %s: %m", cgs.parent);
 	for (int c = 0; c < V1_COUNT; c++) {
 		if (!cgs.v1_parent[c][0])
@@ -650,6 +925,10 @@ void cgroups_cleanup(void)
 		if (remove_dir(cgs.v1_parent[c], deadline) < 0)
 			cgroup_warn("rmdir %s: %m", cgs.v1_parent[c]);
 	}
+	for (unsigned k = 0; cgs.slots && k < cgs.nslots; k++)
+		close_generation(&cgs.slots[k]);
+	free(cgs.slots);
+	cgs.slots = NULL;
 	cgs.ready = false;
 }
 
@@ -660,95 +939,50 @@ const char *cgroups_parent_path(void)
 
 /* ---- runs ------------------------------------------------------------------------- */
 
-static int set_v2_limits(struct cgroup_run *cg, char *err, size_t errlen)
-{
-	const struct jail_config *cfg = cgs.cfg;
-	char buf[64];
-
-	if (cfg->memory_limit) {
-		snprintf(buf, sizeof buf, "%" PRIu64, cfg->memory_limit);
-		if (write_file(cg->dirfd, cg->path, "memory.max", buf, err, errlen) < 0)
-			return -1;
-		/* No swap: present only where swap accounting is on. */
-		if (write_file(cg->dirfd, cg->path, "memory.swap.max", "0", err, errlen) < 0 &&
-		    errno != ENOENT)
-			return -1;
-	}
-	/* An OOM kill takes the whole sandbox, not one thread of it. */
-	if (write_file(cg->dirfd, cg->path, "memory.oom.group", "1", err, errlen) < 0)
-		return -1;
-	if (cfg->pids_limit)
-		snprintf(buf, sizeof buf, "%u", cfg->pids_limit);
-	else
-		snprintf(buf, sizeof buf, "max");
-	if (write_file(cg->dirfd, cg->path, "pids.max", buf, err, errlen) < 0)
-		return -1;
-	if (cfg->cpu_percent)
-		snprintf(buf, sizeof buf, "%llu %u",
-			 (unsigned long long)cfg->cpu_percent * CPU_PERIOD_US / 100, CPU_PERIOD_US);
-	else
-		snprintf(buf, sizeof buf, "max %u", CPU_PERIOD_US);
-	return write_file(cg->dirfd, cg->path, "cpu.max", buf, err, errlen);
-}
-
 static uint64_t oom_kills(const struct cgroup_run *cg)
 {
-	char dir[PATH_MAX];
-	if (cgs.v2_controllers)
-		return read_counter(cg->dirfd, cg->path, "memory.events", "oom_kill");
-	slot_dir(V1_MEMORY, cg->slot, dir);
-	return read_counter(-1, dir, "memory.oom_control", "oom_kill");
+	return read_counter(cgs.slots[cg->slot].oom, "oom_kill");
 }
 
 static uint64_t pids_max_events(const struct cgroup_run *cg)
 {
-	char dir[PATH_MAX];
-	if (cgs.v2_controllers)
-		return read_counter(cg->dirfd, cg->path, "pids.events", "max");
-	slot_dir(V1_PIDS, cg->slot, dir);
-	return read_counter(-1, dir, "pids.events", "max");
+	return read_counter(cgs.slots[cg->slot].pids_max, "max");
 }
 
 int cgroup_run_create(unsigned slot, const char *kind, struct cgroup_run *cg, char *err, size_t errlen)
 {
 	memset(cg, 0, sizeof *cg);
 	cg->dirfd = -1;
+	cg->init_pidfd = -1;
 	if (!cgs.ready || slot >= cgs.nslots) {
 		snprintf(err, errlen, "cgroup_run_create: %s", cgs.ready ? "bad slot" : "not initialised");
 		return -1;
 	}
 	cg->slot = slot;
-	unsigned n = atomic_fetch_add(&cgs.runs, 1);
-	if ((size_t)snprintf(cg->path, sizeof cg->path, "%s/%s-%u-%u", cgs.parent, kind, slot, n) >=
-	    sizeof cg->path) {
-		snprintf(err, errlen, "cgroup path too long under %s", cgs.parent);
-		cg->path[0] = '\0';
+	cg->kind = kind;
+	int dirfd = claim_generation(slot, err, errlen);
+	if (dirfd < 0)
 		return -1;
-	}
-	if (mkdir(cg->path, 0755) < 0) {
-		snprintf(err, errlen, "mkdir %s: %m", cg->path);
-		cg->path[0] = '\0';
-		return -1;
-	}
-	cg->dirfd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	generation_dir(cgs.parent, slot, cgs.slots[slot].gen, cg->path);
+	cg->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (cg->dirfd < 0) {
-		snprintf(err, errlen, "open %s: %m", cg->path);
-		goto fail;
+		snprintf(err, errlen, "dup %s: %m", cg->path);
+		return -1;
 	}
-	if (cgs.v2_controllers && set_v2_limits(cg, err, errlen) < 0)
-		goto fail;
 	cg->base_oom_kills = oom_kills(cg);
 	cg->base_pids_max = pids_max_events(cg);
 	return 0;
-fail:
-	cgroup_run_destroy(cg);
-	return -1;
 }
 
 int cgroup_run_attach_v1(struct cgroup_run *cg, pid_t pid, char *err, size_t errlen)
 {
 	char buf[32];
 
+	cg->init_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (cg->init_pidfd < 0) {
+		snprintf(err, errlen, "pidfd_open %d: %m", (int)pid);
+		return -1;
+	}
 	if (cgs.v2_controllers)
 		return 0;
 	snprintf(buf, sizeof buf, "%d", (int)pid);
@@ -799,18 +1033,17 @@ unsigned cgroup_run_hits(const struct cgroup_run *cg)
 	return hits;
 }
 
-void cgroup_run_kill(struct cgroup_run *cg)
+/* cgroup.kill, which leaves the generation unfit for new runs (see the
+ * theory of operation): the next claim makes a new one. */
+static void kill_whole_cgroup(struct cgroup_run *cg)
 {
 	char err[PATH_MAX + 64];
 
-	if (cg->dirfd < 0)
+	cgs.slots[cg->slot].unfit = "took a cgroup.kill";
+	if (write_file(cg->dirfd, cg->path, "cgroup.kill", "1", err, sizeof err) == 0 ||
+	    cgs.v2_controllers)
 		return;
-	if (write_file(cg->dirfd, cg->path, "cgroup.kill", "1", err, sizeof err) < 0 &&
-	    errno != ENOENT)
-		cgroup_warn("%s", err);
-	if (cgs.v2_controllers)
-		return;
-	/* Belt and braces: whatever sits in the slot's v1 cgroups is ours. */
+	cgroup_warn("%s", err);
 	for (int c = 0; c < V1_COUNT; c++) {
 		char dir[PATH_MAX];
 		slot_dir(c, cg->slot, dir);
@@ -818,18 +1051,43 @@ void cgroup_run_kill(struct cgroup_run *cg)
 	}
 }
 
+void cgroup_run_kill(struct cgroup_run *cg)
+{
+	if (cg->dirfd < 0)
+		return;
+	/* The run's init is pid 1 of the run's pid namespace, which holds every
+	 * task of the run: its death kills them all and stops new forks (a
+	 * reaped init, ESRCH, has already outlived them all). */
+	if (cg->init_pidfd >= 0 &&
+	    (syscall(SYS_pidfd_send_signal, cg->init_pidfd, SIGKILL, NULL, 0) == 0 || errno == ESRCH))
+		return;
+	char events[256];
+	if (pread_file(cgs.slots[cg->slot].events, events, sizeof events) > 0 &&
+	    has_line(events, "populated 0"))
+		return; /* no task was ever started in it, or all are gone */
+	kill_whole_cgroup(cg);
+}
+
 void cgroup_run_destroy(struct cgroup_run *cg)
 {
-	if (cg->dirfd < 0 && !cg->path[0])
+	if (cg->dirfd < 0)
 		return;
 	long long deadline = now_ms() + EMPTY_WAIT_MS;
 	cgroup_run_kill(cg);
-	if (cg->dirfd >= 0 && !wait_v2_empty(cg->dirfd, cg->path, deadline))
-		cgroup_warn("%s still populated after %d ms", cg->path, EMPTY_WAIT_MS);
-	if (cg->path[0] && remove_dir(cg->path, deadline) < 0)
-		cgroup_warn("rmdir %s: %m", cg->path);
-	if (cg->dirfd >= 0)
-		close(cg->dirfd);
+	bool empty = wait_events_empty(cgs.slots[cg->slot].events, deadline);
+	if (!empty) {
+		kill_whole_cgroup(cg);
+		empty = wait_events_empty(cgs.slots[cg->slot].events, now_ms() + EMPTY_WAIT_MS);
+	}
+	if (empty) {
+		remove_retired(cg->slot);
+	} else {
+		cgroup_warn("%s (%s run) still populated after %d ms", cg->path,
+			    cg->kind ? cg->kind : "a", EMPTY_WAIT_MS);
+		cgs.slots[cg->slot].unfit = "was still populated after its run";
+	}
+	close(cg->dirfd);
+	close_fd(&cg->init_pidfd);
 	cg->dirfd = -1;
 	cg->path[0] = '\0';
 }

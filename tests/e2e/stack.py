@@ -164,12 +164,21 @@ def processes_with_uid_in(lo, hi):
     return found
 
 
+SLOT_CGROUP = re.compile(r"slot-\d+(\.\d+)?$")
+
+
+def is_slot_cgroup(cgroup_dir):
+    """A slot's cgroup (jail/cgroup.c): slot-<k>, made at start and reused run after
+    run, or slot-<k>.<g>, which replaced one that a run left populated."""
+    return bool(SLOT_CGROUP.match(os.path.basename(cgroup_dir)))
+
+
 def is_warm(cgroup_dir):
     """A warm sandbox (jail/pool.c), started ahead and still waiting for its code:
-    a warm-* cgroup that holds exactly its init (uid 0) and an interpreter blocked
-    in read(0, ...). A sandbox taken from the pool keeps its warm-* name, but runs
-    code (or has left something behind), so it does not pass."""
-    if not os.path.basename(cgroup_dir).startswith("warm-"):
+    a slot cgroup that holds exactly its init (uid 0) and an interpreter blocked
+    in read(0, ...). A sandbox that runs code (or has left something behind) holds
+    other tasks or none, so it does not pass."""
+    if not is_slot_cgroup(cgroup_dir):
         return False
     pids = _read(os.path.join(cgroup_dir, "cgroup.procs")).split()
     if len(pids) != 2:
@@ -522,7 +531,7 @@ class Stack:
         """What is left of earlier runs right now: a list of readable problems."""
         problems = []
         hi = self.uid_base + self.slots
-        # warm sandboxes (cgroups warm-*) wait for the next request: not left of a run
+        # warm sandboxes wait for the next request: not left of a run
         for pid, name, uids in processes_with_uid_in(self.uid_base, hi):
             if not in_warm_cgroup(pid):
                 problems.append("process %d (%s) with uids %s still runs" % (pid, name, uids))

@@ -376,3 +376,159 @@ def test_slots_are_reused_cleanly_run_after_run(few_slots):
         data = run_ok(few_slots, "python3", "print(%d)" % i)
         assert data["stdout"] == "%d\n" % i and data["exit_code"] == 0, data
     assert_after(few_slots)
+
+
+# ---- reused slot cgroups ------------------------------------------------------------------
+# A slot's cgroup (jail/cgroup.c: slot-<k>) serves its runs one after another. Nothing a run
+# did there may reach the next run of the slot: not its limit hits, not its processes, not
+# cgroups of its own.
+
+@pytest.fixture(scope="module")
+def one_slot(make_stack):
+    """Two slots (one run and one being torn down), no warm sandboxes: after a run has been
+    torn down, the next one takes the same slot (slot 0, the first free one)."""
+    return make_stack(max_workers=1, warm_sandboxes=0, allow_processes=True, worker_timeout=4,
+                      memory_limit="128m", pids_limit=32)
+
+
+SAY_UID = "import os\nprint('uid', os.getuid(), flush=True)\n"
+
+
+def uid_of(data):
+    first = data["stdout"].split("\n", 1)[0].split()
+    assert first[:1] == ["uid"], data
+    return int(first[1])
+
+
+def slot_cgroup(stack, uid):
+    return os.path.join(stack.cgroup_parent(), "slot-%d" % (uid - stack.uid_base))
+
+
+def run_in_slot(stack, uid, code, tries=10):
+    """Runs SAY_UID + code until a run lands in uid's slot (it does at once once the
+    previous run is torn down); returns every run's data, the last in that slot."""
+    runs = []
+    for _ in range(tries):
+        assert_clean(stack)
+        runs.append(run_ok(stack, "python3", SAY_UID + code))
+        if uid_of(runs[-1]) == uid:
+            return runs
+    raise AssertionError("no run landed in the slot of uid %d: %s" % (uid, runs))
+
+
+def test_reused_slot_forgets_an_out_of_memory(one_slot):
+    assert_clean(one_slot)
+    bomb = timed_run(one_slot, "python3",
+                     SAY_UID + "a = []\nwhile True:\n    a.append(b'x' * (8 << 20))\n")
+    assert_marker(bomb, "error: memory limit exceeded")
+    uid = uid_of(bomb)
+    inode = os.stat(slot_cgroup(one_slot, uid)).st_ino
+    # the next runs use memory too (64 MiB, half the limit), but stay within it
+    for data in run_in_slot(one_slot, uid, "b = bytearray(64 << 20)\nprint('ok')\n"):
+        assert data["exit_code"] == 0 and data["error"] == "", data
+        assert data["stdout"].endswith("ok\n"), data
+    # the same cgroup served both: reused, not made again
+    assert os.stat(slot_cgroup(one_slot, uid)).st_ino == inode
+    assert_after(one_slot)
+
+
+def test_reused_slot_forgets_a_process_limit_hit(one_slot):
+    assert_clean(one_slot)
+    bomb = timed_run(one_slot, "python3", SAY_UID + FORK_BOMB)
+    assert_marker(bomb, "error: process limit exceeded")
+    uid = uid_of(bomb)
+    # the next runs fork, well under pids_limit
+    code = ("import time\n"
+            "kids = [os.fork() or (time.sleep(0.2), os._exit(0)) for _ in range(8)]\n"
+            "print('ok', sum(os.waitpid(k, 0)[1] for k in kids))\n")
+    for data in run_in_slot(one_slot, uid, code):
+        assert data["exit_code"] == 0 and data["error"] == "", data
+        assert data["stdout"].endswith("ok 0\n"), data
+    assert_after(one_slot)
+
+
+LEFTOVER = """
+import os, signal, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        open('/proc/self/comm', 'w').write('sc-leftover')
+        time.sleep(120)
+    os._exit(0)
+print('parent done', flush=True)
+"""
+
+
+def comm_of(pid):
+    try:
+        with open("/proc/%s/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def leftover_sleepers():
+    return [p for p in os.listdir("/proc") if p.isdigit() and comm_of(p) == "sc-leftover"]
+
+
+def test_leftover_process_never_reaches_the_next_run_of_the_slot(one_slot):
+    assert_clean(one_slot)
+    first = timed_run(one_slot, "python3", SAY_UID + LEFTOVER)
+    assert first["stdout"].endswith("parent done\n"), first
+    uid = uid_of(first)
+    cg = slot_cgroup(one_slot, uid)
+    assert_clean(one_slot)   # the first run's teardown is over (it kills the sleeper)
+    # while the next run of the slot runs, its cgroup holds only that run's tasks
+    seen = {}
+
+    def watch():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "done" not in seen:
+            for pid in open(os.path.join(cg, "cgroup.procs")).read().split():
+                seen.setdefault("comms", set()).add(comm_of(pid))
+            time.sleep(0.02)
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        runs = run_in_slot(one_slot, uid, "import time\ntime.sleep(1)\nprint(len(os.listdir('/proc')))\n")
+    finally:
+        seen["done"] = True
+        t.join(30)
+    assert "sc-leftover" not in seen.get("comms", set()), seen
+    assert seen.get("comms"), "the watcher never saw the run: %s" % runs
+    assert leftover_sleepers() == []
+    assert_after(one_slot)
+
+
+MAKE_CGROUP = """
+import ctypes, os
+own = open('/proc/self/cgroup').read().split('\\n')[0].split(':', 2)[2]
+tried = []
+for d in ['/sys/fs/cgroup' + own, '/sys/fs/cgroup/unified' + own, '/sys/fs/cgroup']:
+    try:
+        os.mkdir(os.path.join(d, 'escape'))
+        tried.append('made')
+    except OSError as e:
+        tried.append(e.errno)
+libc = ctypes.CDLL(None, use_errno=True)
+os.makedirs('/tmp/cg', exist_ok=True)
+rc = libc.mount(b'none', b'/tmp/cg', b'cgroup2', 0, None)
+tried.append(ctypes.get_errno() if rc else 'mounted')
+print(tried)
+"""
+
+
+def test_sandbox_cannot_make_a_cgroup_in_its_own(one_slot):
+    assert_clean(one_slot)
+    data = timed_run(one_slot, "python3", SAY_UID + MAKE_CGROUP)
+    assert "made" not in data["stdout"] and "mounted" not in data["stdout"], data
+    cg = slot_cgroup(one_slot, uid_of(data))
+    assert [e for e in os.scandir(cg) if e.is_dir()] == []
+    # the slot's cgroup and every file in it belong to root and are not writable by
+    # anyone else (a sandbox's uid is never root)
+    for path in [cg] + [os.path.join(cg, n) for n in os.listdir(cg)]:
+        st = os.stat(path)
+        assert st.st_uid == 0 and st.st_mode & 0o022 == 0, (path, oct(st.st_mode), st.st_uid)
+    assert_after(one_slot)

@@ -178,9 +178,21 @@ def unit_pids():
 
 
 def sandbox_cgroups():
-    """The cgroups of sandboxes: run-* (started for a request), warm-* (started ahead)."""
-    return glob.glob(UNIT_CGROUP + "/**/run-*", recursive=True) + \
-        glob.glob(UNIT_CGROUP + "/**/warm-*", recursive=True)
+    """The cgroups of sandbox slots: slot-<k>, made at start and reused run after run
+    (slot-<k>.<g> replaces one that a run left populated)."""
+    return glob.glob(UNIT_CGROUP + "/**/slot-*", recursive=True)
+
+
+def busy_sandbox_cgroups():
+    """The slot cgroups that hold a sandbox now (warm or running)."""
+    busy = []
+    for cg in sandbox_cgroups():
+        try:
+            if "populated 1" in open(os.path.join(cg, "cgroup.events")).read():
+                busy.append(cg)
+        except OSError:
+            pass
+    return busy
 
 
 def metric(name):
@@ -446,7 +458,7 @@ def v2_limits_in_place():
     found = {}
 
     def look():
-        for cg in sandbox_cgroups():
+        for cg in busy_sandbox_cgroups():
             try:
                 found.update({f: open(os.path.join(cg, f)).read().strip()
                               for f in ("memory.max", "pids.max", "cpu.max")})
@@ -541,13 +553,13 @@ def reply_bounded():
         "error: output limit exceeded" in data["error"], "%d bytes, status %d" % (len(raw), status)
 
 
-@check("no sandbox cgroup is left after the runs but the warm ones")
+@check("no sandbox cgroup holds anything after the runs but the warm ones")
 def no_sandbox_left():
     def only_warm():
         return metric("sandcell_workers_busy") == 0 and \
-            len(sandbox_cgroups()) == metric("sandcell_warm_sandboxes")
+            len(busy_sandbox_cgroups()) == metric("sandcell_warm_sandboxes")
     ok = wait_for(only_warm, 60)
-    return ok, "%s, warm: %s" % (sandbox_cgroups(), metric("sandcell_warm_sandboxes"))
+    return ok, "%s, warm: %s" % (busy_sandbox_cgroups(), metric("sandcell_warm_sandboxes"))
 
 
 EGRESS_BLOCKED = [
