@@ -11,7 +11,7 @@ json/base64, a Dify jinja2 template, python3 `import requests`, nodejs `console.
 For each program, one row each of:
   bare      c client threads each spawning `python3 -I -c PROGRAM` / `node -e PROGRAM`
             (fork + exec + wait) back to back, c = 1 and 8
-  bwrap     the same under `bwrap --unshare-all --ro-bind /usr /usr ...`, when
+  bwrap     the same under `bwrap --unshare-all --ro-bind /usr /usr ...` at c = 8, when
             /usr/bin/bwrap exists (Debian's bubblewrap; ./dev bench installs it)
   sandcell  c client threads each POSTing /v1/sandbox/run through a real nginx with the
             shipped nginx files (rate limits included) to a real sandcelld, one kept-alive
@@ -19,7 +19,9 @@ For each program, one row each of:
             request, c = 8 and c = 64; enable_network as Dify sends it (true), each
             network sandbox in a namespace of its own connected by pasta to the bench's
             namespace, which plays the host and has no route out (tests/e2e/netns.py)
-Every row lasts --seconds (requests in flight at the end are finished and counted).
+Every row lasts --seconds (requests in flight at the end are finished and counted, so a
+c=64 row lasts about one p50 longer). A line per row goes to stderr as it ends; the table
+comes at the end, on stdout.
 
 Columns: ok / refused (HTTP 429 or 503 with the API's envelope) / failed (anything else,
 a run whose stdout or exit status is wrong included); p50/p95/p99 of the ok runs; ok runs
@@ -27,10 +29,11 @@ per second; machine-wide CPU per ok run (the delta of /proc/stat over the row: n
 sandcelld, jails, interpreters and this client, on a shared machine the steadiest
 figure); sandcelld's largest RSS during the row; and ratios against the baselines of the
 same sitting: p50 and CPU against bare at the same concurrency (c=64 against bare c=8,
-the 100 ms row against bare c=1), runs/s against bare sequential (c=1) and against bwrap at
-the same concurrency. Below the table: sandcelld's RSS idle, and the unique memory (USS)
-and PSS of the sandbox processes (bench/procmem.py) idle (the warm pools full) and under
-load (sampled during the sandcell rows), per kind of process.
+the 100 ms row against bare c=1), runs/s against bare sequential (c=1) and against bwrap
+(c=8; c=64 against it too; none for the rows whose rate the 100 ms pause sets). Below the
+table: sandcelld's RSS idle, and the unique memory (USS) and PSS of the sandbox processes
+(bench/procmem.py) idle (the warm pools full) and under load (sampled once a second during
+the sandcell rows, each process as last seen), per kind of process.
 
 sandcelld runs with the test suite's configuration (tests/e2e/stack.py) but
 --max-workers (8) and --max-requests (100), so that c=64 is queued rather than refused by
@@ -54,6 +57,7 @@ from programs import PROGRAMS  # noqa: E402
 from stack import Stack, is_warm  # noqa: E402
 
 BARE_LEVELS = (1, 8)
+BWRAP_LEVELS = (8,)
 SANDCELL_ROWS = ((1, 0), (1, 100), (8, 0), (64, 0))   # (concurrency, ms before each request)
 UID_BASE = 1800000   # below ./dev run's 1900000 and the test suite's 2000000+
 
@@ -73,7 +77,7 @@ class Sampler(threading.Thread):
             self.rss_max = max(self.rss_max, procmem.rss_kib(self.stack.sandcelld.pid) or 0)
             n += 1
             if n % 4 == 0:
-                procmem.merge(self.memory, procmem.sandbox_memory(
+                self.memory.update(procmem.sandbox_memory(
                     self.stack.cgroup_parent(), self.stack.sandcelld.pid))
 
     def stop(self):
@@ -106,12 +110,14 @@ class Row:
 
 def baseline_rows(program, seconds):
     rows = []
-    wrappers = [("bare", ())] + ([("bwrap", clients.BWRAP)] if clients.have_bwrap() else [])
-    for how, wrapper in wrappers:
+    wrappers = [("bare", (), BARE_LEVELS)]
+    if clients.have_bwrap():
+        wrappers.append(("bwrap", clients.BWRAP, BWRAP_LEVELS))
+    for how, wrapper, levels in wrappers:
         spawn = clients.Spawner(program, wrapper)
         spawn()   # the page cache
-        for c in BARE_LEVELS:
-            rows.append(Row(program, how, c, 0, load.run(lambda: spawn, c, seconds)))
+        for c in levels:
+            rows.append(progress(Row(program, how, c, 0, load.run(lambda: spawn, c, seconds))))
     return rows
 
 
@@ -126,8 +132,16 @@ def sandcell_rows(stack, program, args, memory):
         sampler = Sampler(stack, memory)
         sampler.start()
         result = load.run(make_client, c, args.seconds, gap)
-        rows.append(Row(program, "sandcell", c, gap, result, sampler.stop()))
+        rows.append(progress(Row(program, "sandcell", c, gap, result, sampler.stop())))
     return rows
+
+
+def progress(row):
+    """One line per row on stderr while the bench runs (the table comes at the end)."""
+    print("bench: %-36s %-8s c=%-2d gap=%-3d %4d ok %5d refused %3d failed %6.1f runs/s"
+          % (row.program.name, row.how, row.c, row.gap_ms, row.r.ok, row.r.refused,
+             row.r.failed, row.r.runs_per_s), file=sys.stderr, flush=True)
+    return row
 
 
 def measure(stack, args, programs):
@@ -183,17 +197,18 @@ def print_table(rows):
                  fmt(r.p(50)), fmt(r.p(95)), fmt(r.p(99)), r.runs_per_s,
                  fmt(r.cpu_ms_per_run), fmt(row.rss_kib and row.rss_kib / 1024),
                  "" if mine else ratio(r.p(50), bare and bare.r.p(50)),
-                 "" if mine else ratio(r.runs_per_s, seq and seq.r.runs_per_s),
+                 "" if mine else "–" if row.gap_ms else
+                 ratio(r.runs_per_s, seq and seq.r.runs_per_s),
                  "" if mine else ratio(r.cpu_ms_per_run, bare and bare.r.cpu_ms_per_run),
-                 "" if row.how != "sandcell" else
+                 "" if row.how != "sandcell" else "–" if row.gap_ms else
                  ratio(r.runs_per_s, bwrap and bwrap.r.runs_per_s)))
 
 
-def print_memory(title, groups):
+def print_memory(title, found):
     print()
-    print("%s: | where | comm | exe | count | median USS MiB | median PSS MiB |" % title)
-    for (where, comm, exe), mems in sorted(groups.items()):
-        n, uss, pss = procmem.medians_mib(mems)
+    print("%s: | where | comm | exe | processes | median USS MiB | median PSS MiB |" % title)
+    groups = procmem.by_kind(found)
+    for (where, comm, exe), (n, uss, pss) in sorted(groups.items()):
         print("    | %s | %s | %s | %d | %.1f | %.1f |" % (where, comm, exe, n, uss, pss))
     if not groups:
         print("    (no sandbox processes found)")

@@ -89,25 +89,25 @@ def describe(pid, cgroup):
 
 
 def sandbox_memory(parent, daemon_pid):
-    """{(where, comm, exe): [(USS, PSS) KiB, ...]} of the sandbox processes right now."""
+    """{pid: ((where, comm, exe), (USS, PSS) KiB)} of the sandbox processes right now."""
     pids = cgroup_pids(parent) if os.path.isdir(parent) else {}
     for pid in zygote_pids(daemon_pid):
         pids.setdefault(pid, None)
-    groups = {}
+    found = {}
     for pid, cgroup in pids.items():
         key = describe(pid, cgroup)
         mem = uss_pss_kib(pid)
         if mem is not None:
-            groups.setdefault(key, []).append(mem)
-    return groups
+            found[pid] = (key, mem)
+    return found
 
 
-def merge(into, groups):
-    for key, mems in groups.items():
-        into.setdefault(key, []).extend(mems)
-
-
-def medians_mib(mems):
-    """(count, median USS MiB, median PSS MiB)."""
-    return (len(mems), statistics.median(m[0] for m in mems) / 1024,
-            statistics.median(m[1] for m in mems) / 1024)
+def by_kind(found):
+    """{(where, comm, exe): (count, median USS MiB, median PSS MiB)} of sandbox_memory()'s
+    processes (or of several samples merged: each pid once, as last seen)."""
+    groups = {}
+    for key, mem in found.values():
+        groups.setdefault(key, []).append(mem)
+    return {key: (len(mems), statistics.median(m[0] for m in mems) / 1024,
+                  statistics.median(m[1] for m in mems) / 1024)
+            for key, mems in groups.items()}
