@@ -127,7 +127,7 @@ def sandcell_rows(stack, program, args, memory):
 
     rows = []
     for c, gap in SANDCELL_ROWS:
-        make_client()()   # one run first: the interpreter's files in the page cache
+        one_run(make_client())   # the interpreter's files in the page cache
         settle(stack, args.warm)
         sampler = Sampler(stack, memory)
         sampler.start()
@@ -147,7 +147,7 @@ def progress(row):
 def measure(stack, args, programs):
     """The idle figures, then every program's rows."""
     for program in programs:
-        clients.SandcellClient(*_hostport(stack), stack.key, program, args.network == "on")()
+        one_run(clients.SandcellClient(*_hostport(stack), stack.key, program, args.network == "on"))
     settle(stack, args.warm)
     time.sleep(1)
     idle = {"rss_kib": procmem.rss_kib(stack.sandcelld.pid),
@@ -157,6 +157,11 @@ def measure(stack, args, programs):
         rows += baseline_rows(program, args.seconds)
         rows += sandcell_rows(stack, program, args, loaded)
     return idle, loaded, rows
+
+
+def one_run(client):
+    client()
+    client.close()
 
 
 def _hostport(stack):
@@ -242,9 +247,10 @@ def main():
     programs = [p for p in PROGRAMS if not args.only or args.only in p.name]
 
     print("sandcell bench: %d CPUs, Linux %s; %g s per row; max_workers %d, max_requests %d, "
-          "warm_sandboxes %d, enable_network %s; the shipped nginx files"
+          "warm_sandboxes %d, enable_network %s; the shipped nginx files; load average %.1f"
           % (os.cpu_count(), os.uname().release, args.seconds, args.max_workers,
-             args.max_requests, args.warm, args.network), flush=True)
+             args.max_requests, args.warm, args.network, os.getloadavg()[0]), flush=True)
+    started = time.monotonic()
     ns = netnsmod.Netns("sc-bench").create(with_gateway=True)
     try:
         with ns.entered():
@@ -263,6 +269,8 @@ def main():
     print_memory("sandbox processes, idle", idle["memory"])
     print_memory("sandbox processes, under load", loaded)
     print_notes(rows, args, idle)
+    print("%.0f s in all; load average at the end %.1f (other work on the machine inflates "
+          "the CPU figures)" % (time.monotonic() - started, os.getloadavg()[0]))
     for p in stack.stop_problems:
         print("warning: %s" % p)
 
