@@ -252,7 +252,7 @@ class Stack:
     """One sandcelld and one nginx in front of it, private to the caller."""
 
     def __init__(self, builddir, srcdir=None, nginx_dir=None, listen=None, api_key=None,
-                 env=None, name="test", shipped_rates=False, **config):
+                 env=None, name="test", shipped_rates=False, rate=None, **config):
         self.builddir = os.path.abspath(builddir)
         self.srcdir = os.path.abspath(srcdir or os.path.join(os.path.dirname(__file__), "..", ".."))
         self.nginx_dir = nginx_dir or os.environ.get("SANDCELL_E2E_NGINX_DIR") or \
@@ -267,6 +267,9 @@ class Stack:
         # The functional tests send requests faster than a client should: unless asked for the
         # shipped rates, the limit_req rates are raised (zones, bursts and statuses stay as shipped).
         self.shipped_rates = shipped_rates
+        # rate ("1r/s"): every limit_req rate lowered to it, for a test that floods the shipped
+        # zones, bursts and bounds without sending more than the burst plus that rate
+        self.rate = rate
         self.prefix = None
         self.sandcelld = None
         self.nginx = None
@@ -454,7 +457,9 @@ class Stack:
                 raise StackError("shipped nginx file missing: %s" % src)
             with open(src) as f:
                 text = self._substitute(f.read())
-            if not self.shipped_rates:
+            if self.rate:
+                text = re.sub(r"\brate=\d+r/[sm]\b", "rate=" + self.rate, text)
+            elif not self.shipped_rates:
                 text = re.sub(r"\brate=\d+r/[sm]\b", "rate=100000r/s", text)
                 text = re.sub(r"(limit_conn sandcell_conn_\w+) \d+;", r"\1 60000;", text)
             with open(os.path.join(conf, dest), "w") as f:

@@ -530,25 +530,7 @@ def test_waiting_longer_than_queue_timeout_is_503(queue_stack):
     assert_alive(s)
 
 
-# ---- nginx's own limits (shipped rates) -------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def shipped_rates_stack(make_stack):
-    return make_stack(shipped_rates=True)
-
-
-def test_rate_limit_is_429_envelope(shipped_rates_stack):
-    s = shipped_rates_stack
-    limited = None
-    for _ in range(300):
-        r = http("POST", s, RUN, key="not-the-key", data=b"{}")
-        if r.status_code == 429:
-            limited = r
-            break
-        assert r.status_code == 401, r.status_code
-    assert limited is not None, "300 requests at once were not rate limited"
-    body = envelope_ok(limited)
-    assert body["code"] == -429 and body["data"] is None and body["message"], body
+# nginx's own limits and their 429 envelope: test_ratelimit.py
 
 
 def test_nothing_left_after_api_tests(stack):
