@@ -10,7 +10,7 @@
  * the base counters) and its child is created straight into it with
  * clone3(CLONE_INTO_CGROUP) through that descriptor, so there is no moment in
  * which a sandbox runs outside its cgroup. A run ends with SIGKILL to its
- * init (recorded by cgroup_run_attach_v1): the init is pid 1 of the run's
+ * init (recorded by cgroup_run_set_init): the init is pid 1 of the run's
  * pid namespace, which every task of the run is in and cannot leave, so its
  * death kills them all and stops new forks. cgroup.events tells when the
  * last task is gone, and the directory is left for the next run of the slot:
@@ -974,15 +974,21 @@ int cgroup_run_create(unsigned slot, const char *kind, struct cgroup_run *cg, ch
 	return 0;
 }
 
+int cgroup_run_set_init(struct cgroup_run *cg, int pidfd, char *err, size_t errlen)
+{
+	close_fd(&cg->init_pidfd);
+	cg->init_pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
+	if (cg->init_pidfd < 0) {
+		snprintf(err, errlen, "could not set up the sandbox: dup pidfd: %m");
+		return -1;
+	}
+	return 0;
+}
+
 int cgroup_run_attach_v1(struct cgroup_run *cg, pid_t pid, char *err, size_t errlen)
 {
 	char buf[32];
 
-	cg->init_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (cg->init_pidfd < 0) {
-		snprintf(err, errlen, "pidfd_open %d: %m", (int)pid);
-		return -1;
-	}
 	if (cgs.v2_controllers)
 		return 0;
 	snprintf(buf, sizeof buf, "%d", (int)pid);

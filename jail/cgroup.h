@@ -53,9 +53,12 @@ const char *cgroups_parent_path(void);
  * records the base counters. The caller holds the slot: one run at a time. */
 int cgroup_run_create(unsigned slot, const char *kind, struct cgroup_run *cg, char *err, size_t errlen);
 
-/* Records pid, the run's init (pid 1 of its pid namespace), as the one to
- * kill, and on hybrid hosts moves it into the slot's v1 memory, pids and cpu
- * cgroups. Called for every run, before the init lets its program start. */
+/* Records pidfd (a copy), the run's init (pid 1 of its pid namespace), as
+ * the one to kill. Called for every run, as soon as its init exists. */
+int cgroup_run_set_init(struct cgroup_run *cg, int pidfd, char *err, size_t errlen);
+
+/* Hybrid hosts: moves pid into the slot's v1 memory, pids and cpu cgroups,
+ * before the init lets its program start. No-op where v2 controllers are used. */
 int cgroup_run_attach_v1(struct cgroup_run *cg, pid_t pid, char *err, size_t errlen);
 
 /* For a process that moves itself (writing "0"): the run's v2 cgroup.procs
@@ -67,7 +70,7 @@ int cgroup_run_open_procs(const struct cgroup_run *cg, int *fds, size_t max);
 unsigned cgroup_run_hits(const struct cgroup_run *cg);
 
 /* Kills every process of the run: SIGKILL to its init, which takes its pid
- * namespace with it (cgroup.kill, before cgroup_run_attach_v1 or if that
+ * namespace with it (cgroup.kill, before cgroup_run_set_init or if that
  * fails: the slot's cgroup is then replaced at the next claim). */
 void cgroup_run_kill(struct cgroup_run *cg);
 

@@ -244,7 +244,8 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 	close_fd(&p.errout[1]);
 
 	int notify_fd = -1;
-	if (!started && cgroup_run_attach_v1(cg, pid, err, errlen) != 0)
+	if (cgroup_run_set_init(cg, pidfd, err, errlen) != 0 ||
+	    (!started && cgroup_run_attach_v1(cg, pid, err, errlen) != 0))
 		goto fail;
 	if (!started && write(p.go[1], "g", 1) != 1) {
 		snprintf(err, errlen, "could not set up the sandbox: start the jail: %s", strerror(errno));
