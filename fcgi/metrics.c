@@ -215,6 +215,16 @@ static void render_gauges(FILE *f, const struct metrics_gauges *g)
 	for (size_t i = 0; i < METRICS_MAX_LANGUAGES && language_at(i); i++)
 		fprintf(f, "sandcell_warm_sandboxes{language=\"%s\"} %u\n",
 			language_name(language_at(i)), g->warm[i]);
+	head(f, "sandcell_zygotes_running", "gauge",
+	     "Zygotes running, per language (one per network mode; 0: sandboxes start cold).");
+	for (size_t i = 0; i < METRICS_MAX_LANGUAGES && language_at(i); i++)
+		fprintf(f, "sandcell_zygotes_running{language=\"%s\"} %u\n",
+			language_name(language_at(i)), g->zygotes[i]);
+	head(f, "sandcell_zygote_forks_total", "counter",
+	     "Sandboxes forked from a zygote, per language.");
+	for (size_t i = 0; i < METRICS_MAX_LANGUAGES && language_at(i); i++)
+		fprintf(f, "sandcell_zygote_forks_total{language=\"%s\"} %llu\n",
+			language_name(language_at(i)), g->zygote_forks[i]);
 }
 
 static void render_limits(FILE *f)

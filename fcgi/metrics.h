@@ -42,6 +42,8 @@ struct metrics_gauges {
 	unsigned max_workers;
 	unsigned max_requests;
 	unsigned warm[METRICS_MAX_LANGUAGES]; /* per language_at(i) */
+	unsigned zygotes[METRICS_MAX_LANGUAGES];             /* running, per language */
+	unsigned long long zygote_forks[METRICS_MAX_LANGUAGES]; /* sandboxes they made */
 };
 
 /* The whole exposition as a malloc'd, NUL-terminated text (length in

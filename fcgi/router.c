@@ -377,8 +377,10 @@ static void handle_metrics(struct exchange *x)
 	char *text;
 
 	admission_snapshot(&g.in_flight, &g.queued, &g.busy);
-	for (size_t i = 0; i < METRICS_MAX_LANGUAGES && language_at(i); i++)
+	for (size_t i = 0; i < METRICS_MAX_LANGUAGES && language_at(i); i++) {
 		g.warm[i] = executor_warm(language_at(i));
+		g.zygotes[i] = executor_zygotes(language_at(i), &g.zygote_forks[i]);
+	}
 	text = metrics_render(&g, &len);
 	if (!text) {
 		fail(x, 500, "host_fault", "out of memory");

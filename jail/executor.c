@@ -348,6 +348,21 @@ unsigned executor_warm(const struct language *lang)
 	return pool_ready(kind_of(ls, false)) + pool_ready(kind_of(ls, true));
 }
 
+unsigned executor_zygotes(const struct language *lang, unsigned long long *forks)
+{
+	struct lang_state *ls = state_of(lang);
+	unsigned running = 0;
+	*forks = 0;
+	for (int mode = 0; ls && mode < MODE_COUNT; mode++) {
+		struct zygote *z = ls->modes[mode].plan.zygote;
+		if (z) {
+			running += zygote_running(z);
+			*forks += zygote_forks(z);
+		}
+	}
+	return running;
+}
+
 /* ---- network ---------------------------------------------------------------------- */
 
 int executor_set_egress_policy(const struct egress_rule *rules, size_t n, char *err, size_t errlen)

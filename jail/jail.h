@@ -110,6 +110,10 @@ const struct language *language_at(size_t i);
  * where warm pools are off). */
 unsigned executor_warm(const struct language *lang);
 
+/* How many of the language's zygotes run now, and (*forks) how many
+ * sandboxes they made since start. */
+unsigned executor_zygotes(const struct language *lang, unsigned long long *forks);
+
 /* Takes a ready sandbox. network asks for network access under the egress
  * policy (refused, -1, if it cannot be enforced); otherwise the sandbox has
  * its own empty network namespace. tag names the run in logs (the request

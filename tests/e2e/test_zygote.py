@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import assert_alive, builddir, run_ok
+from conftest import assert_alive, builddir, http, run_ok
 
 BOUND = 60  # seconds: catches "never restarted", measures nothing
 
@@ -98,6 +98,12 @@ def test_python_sandboxes_fork_from_the_zygote(zstack, cold):
     assert not is_zygote_child(cold)
     assert len(zygote_pids(zstack)) == 1  # offline only: network is off
     assert zygote_pids(cold) == []
+    metrics = http("GET", zstack, "/metrics", key=False).text
+    assert 'sandcell_zygotes_running{language="python3"} 1\n' in metrics, metrics
+    assert 'sandcell_zygotes_running{language="nodejs"} 0\n' in metrics, metrics
+    forks = [l for l in metrics.splitlines() if l.startswith('sandcell_zygote_forks_total{language="python3"}')]
+    assert forks and int(forks[0].split()[1]) >= 1, metrics
+    assert 'sandcell_zygotes_running{language="python3"} 0\n' in http("GET", cold, "/metrics", key=False).text
 
 
 def test_a_zygote_child_is_jailed_exactly_like_a_cold_start(zstack, cold):
