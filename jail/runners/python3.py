@@ -48,10 +48,11 @@ def _sandcell_zygote_ready(preload):
 
 
 def _sandcell_warm_up():
-    """In a zygote's child, jailed, before it reads its code: does what every
-    run does (compile, run a module, print, the json and base64 calls of
-    Dify's template), so that the pages this writes are copied from the
-    zygote while the sandbox waits, not while the answer is awaited."""
+    """Jailed, before it reads its code: does what every run does (compile,
+    run a module, print, the json and base64 calls of Dify's template), so
+    that the pages this touches are faulted in (in a zygote's child: copied
+    from the zygote) while the sandbox waits, not while the answer is
+    awaited."""
     import io, sys
 
     out = io.StringIO()
@@ -125,4 +126,5 @@ def _sandcell_run():
 
 if __name__ == "__main__":
     _sandcell_prepare()
+    _sandcell_warm_up()
     _sandcell_run()
