@@ -92,6 +92,7 @@ int cli_private_config(struct sandcell_config *cfg, char *err, size_t errlen)
 	cfg->jail.max_sandboxes = 1;
 	/* one run, started cold: a warm pool or a zygote would only cost start-up time */
 	cfg->jail.warm_sandboxes = 0;
+	cfg->jail.warm_sandboxes_max = 0;
 	cfg->jail.zygote_path = NULL;
 	return 0;
 }

@@ -31,6 +31,8 @@
 #define MIB (1024ULL * KIB)
 #define GIB (1024ULL * MIB)
 #define TIB (1024ULL * GIB)
+#define DEFAULT_WARM_MAX 8
+#define NOT_SET UINT64_MAX     /* a number key with a default that depends on others */
 
 enum key_type {
 	KEY_SECRET,     /* a string never printed */
@@ -69,6 +71,7 @@ static const struct key_spec keys[] = {
 	{ "max_workers", KEY_UINT, FIELD(max_workers), "MAX_WORKERS", 1, 256 },
 	{ "max_requests", KEY_UINT, FIELD(max_requests), "MAX_REQUESTS", 1, 4096 },
 	{ "warm_sandboxes", KEY_UINT, FIELD(warm_sandboxes), NULL, 0, 64 },
+	{ "warm_sandboxes_max", KEY_UINT, FIELD(warm_sandboxes_max), NULL, 0, 64 },
 	{ "worker_timeout", KEY_UINT, FIELD(worker_timeout), "WORKER_TIMEOUT", 1, 86400 },
 	{ "queue_timeout", KEY_UINT, FIELD(queue_timeout), NULL, 1, 86400 },
 	{ "max_body_size", KEY_SIZE, FIELD(max_body_size), NULL, 1, GIB },
@@ -129,6 +132,7 @@ static int config_defaults(struct sandcell_config *cfg)
 	cfg->max_workers = 4;
 	cfg->max_requests = 50;
 	cfg->warm_sandboxes = 2;
+	cfg->warm_sandboxes_max = NOT_SET;
 	cfg->worker_timeout = 15;
 	cfg->queue_timeout = 30;
 	cfg->max_body_size = 10 * MIB;
@@ -703,6 +707,23 @@ static int check_listeners(struct sandcell_config *cfg, char *err, size_t errlen
 	return 0;
 }
 
+/* The warm pool's bounds: the ceiling defaults to DEFAULT_WARM_MAX, or to
+ * the floor if that is higher (a fixed pool), and is never below the floor. */
+static int check_warm(struct sandcell_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->warm_sandboxes_max == NOT_SET)
+		cfg->warm_sandboxes_max = cfg->warm_sandboxes > DEFAULT_WARM_MAX ? cfg->warm_sandboxes
+										   : DEFAULT_WARM_MAX;
+	if (cfg->warm_sandboxes_max < cfg->warm_sandboxes) {
+		set_err(err, errlen, "warm_sandboxes_max (%llu) is below warm_sandboxes (%llu): the "
+			"most warm sandboxes per kind cannot be fewer than the least",
+			(unsigned long long)cfg->warm_sandboxes_max,
+			(unsigned long long)cfg->warm_sandboxes);
+		return -1;
+	}
+	return 0;
+}
+
 /* The egress keys that depend on others; derives egress_pin_dir. */
 static int check_egress(struct sandcell_config *cfg, char *err, size_t errlen)
 {
@@ -768,7 +789,10 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 	j->tmp_size = cfg->tmp_size;
 	j->file_size_limit = cfg->file_size_limit;
 	j->max_sandboxes = (unsigned)cfg->max_workers;
+	if (check_warm(cfg, err, errlen) != 0)
+		return -1;
 	j->warm_sandboxes = (unsigned)cfg->warm_sandboxes;
+	j->warm_sandboxes_max = (unsigned)cfg->warm_sandboxes_max;
 	if (check_egress(cfg, err, errlen) != 0)
 		return -1;
 	j->network = cfg->enable_network;

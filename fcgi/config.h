@@ -33,7 +33,8 @@ struct sandcell_config {
 
 	uint64_t socket_mode;
 	uint64_t max_workers;
-	uint64_t warm_sandboxes;  /* per language, started ahead of requests */
+	uint64_t warm_sandboxes;  /* per kind at least, started ahead of requests */
+	uint64_t warm_sandboxes_max; /* per kind at most, as demand calls for */
 	char *egress_pin_dir;     /* NULL in the file: derived from cgroup_name */
 	uint64_t max_requests;
 	uint64_t worker_timeout;    /* seconds */

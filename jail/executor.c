@@ -101,11 +101,23 @@ size_t executor_kinds(void)
 	return ex.n_langs * MODE_COUNT;
 }
 
-unsigned executor_kind_warm(size_t k)
+/* The most warm sandboxes of one kind: warm_sandboxes_max, never below the floor. */
+static unsigned warm_ceiling(const struct jail_config *cfg)
 {
-	if (kind_has_network(k) && network_refusal())
-		return 0;
-	return ex.cfg->warm_sandboxes;
+	return cfg->warm_sandboxes_max > cfg->warm_sandboxes ? cfg->warm_sandboxes_max
+							     : cfg->warm_sandboxes;
+}
+
+void executor_kind_warm_range(size_t k, unsigned *floor, unsigned *ceiling)
+{
+	bool refused = kind_has_network(k) && network_refusal();
+	*floor = refused ? 0 : ex.cfg->warm_sandboxes;
+	*ceiling = refused ? 0 : warm_ceiling(ex.cfg);
+}
+
+uint64_t executor_memory_limit(void)
+{
+	return ex.cfg->memory_limit;
 }
 
 const char *executor_kind_name(size_t k)
@@ -291,7 +303,7 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 	unsigned kinds = 0;
 	while (languages[kinds / MODE_COUNT])
 		kinds += MODE_COUNT;
-	ex.n_slots = 2 * running + cfg->warm_sandboxes * kinds;
+	ex.n_slots = 2 * running + warm_ceiling(cfg) * kinds;
 	ex.slots = calloc(ex.n_slots, sizeof(*ex.slots));
 	if (!ex.slots) {
 		snprintf(err, errlen, "out of memory");

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "jail/jail.h"
 
@@ -12,8 +13,12 @@ struct sandbox;
 /* Kinds of sandbox: a language in a network mode (see jail/prepare.h). */
 size_t executor_kinds(void);
 const char *executor_kind_name(size_t k);
-/* Warm sandboxes of kind k the pool keeps. */
-unsigned executor_kind_warm(size_t k);
+/* Warm sandboxes of kind k the pool keeps at least and at most, as demand
+ * calls for (both 0 while the kind cannot be served). */
+void executor_kind_warm_range(size_t k, unsigned *floor, unsigned *ceiling);
+
+/* Bytes of memory one sandbox may use. */
+uint64_t executor_memory_limit(void);
 
 /* Sandboxes that may be alive at once (each holds a slot: a uid, v1 cgroups). */
 unsigned executor_slots(void);

@@ -35,7 +35,8 @@ struct jail_config {
 	uint64_t tmp_size;            /* bytes of the private /tmp */
 	uint64_t file_size_limit;     /* largest file a program may write (RLIMIT_FSIZE) */
 	unsigned max_sandboxes;       /* sandboxes running at once (= max_workers) */
-	unsigned warm_sandboxes;      /* per language, started ahead and waiting for code */
+	unsigned warm_sandboxes;      /* per kind (language, network mode) at least, started ahead */
+	unsigned warm_sandboxes_max;  /* per kind at most, as recent demand calls for */
 	uid_t uid_base;               /* sandbox k runs as uid/gid uid_base + k */
 	const int *extra_syscalls;    /* ALLOWED_SYSCALLS: added to every language's allowlist */
 	size_t n_extra_syscalls;

@@ -4,25 +4,49 @@
  *
  * Starting a sandbox costs about 10 ms before the interpreter even begins
  * (namespaces, mounts, moving into v1 cgroups on hybrid hosts) plus the
- * interpreter's own start-up; tearing it down costs another millisecond.
- * Neither depends on the request, so one background thread does both ahead
- * of time and after the fact:
+ * interpreter's own start-up (Node: about 110 ms of CPU, see below); tearing
+ * it down costs another millisecond. Neither depends on the request, so
+ * background threads, the starters, do both ahead of time and after the
+ * fact: one per online core (at most MAX_STARTERS), because starting is
+ * mostly the interpreter's CPU time and one thread cannot keep up with
+ * back-to-back or concurrent requests. Every starter runs the same loop,
+ * holding the pool's lock except while it starts or destroys a sandbox:
  *
- *   - it keeps warm sandboxes of each kind (a language with or without
- *     network; see executor_kind_warm) fully jailed, their
- *     interpreter started and blocked reading the program from stdin. The
- *     wall clock of a run starts only when its code is sent. Every warm
- *     sandbox serves exactly one run and is destroyed afterwards: nothing is
- *     ever reused across runs.
- *   - it destroys retired sandboxes (kill the cgroup, wait until empty,
- *     remove it, free the slot), so a request is answered first.
+ *   1. destroy one retired sandbox (kill the cgroup, wait until empty,
+ *      remove it, free the slot), so a request is answered first. This
+ *      comes before starting: it frees the slots that starting needs.
+ *   2. retire warm sandboxes that their kind no longer wants (demand fell).
+ *   3. start one warm sandbox of the kind most in need (below its floor
+ *      first, then fewest ready or starting): fully jailed, its
+ *      interpreter started and blocked reading the program from stdin. The
+ *      wall clock of a run starts only when its code is sent. Every warm
+ *      sandbox serves exactly one run and is destroyed afterwards: nothing
+ *      is ever reused across runs.
+ *   4. otherwise sleep until woken (a take, a retirement, a new egress
+ *      policy) or until something changes by itself: a pause after
+ *      failures ends, a slot or memory may be free, demand decays.
  *
- * Retiring comes before refilling: it frees the slots that refilling needs.
+ * How many: a kind is a language with or without network; each has a
+ * floor and a ceiling (executor_kind_warm_range: warm_sandboxes and
+ * warm_sandboxes_max; both 0 while the kind cannot be served) and wants
+ * what recent demand calls for, within them (jail/demand.c: the most takes
+ * within one start time, held and then halved every 10 s). A sandbox above
+ * the floor is started only if all of those above the floors fit in
+ * memory at memory_limit each (demand.c's rule) and a slot is free (the
+ * executor has slots for every kind's ceiling). `starting` counts the
+ * sandboxes being started, so that two starters never fill the same place;
+ * one that is no longer wanted when it is ready is retired at once.
+ *
  * A failure to start a warm sandbox (for example memory pressure) is retried
  * after a pause that doubles with each failure in a row of that kind, up to
  * MAX_RETRY_PAUSE_MS, so a fault that lasts (a host that cannot build jails)
  * costs a log line every half minute, not every second; other kinds are
  * refilled meanwhile, and requests start their own sandbox, as with warm = 0.
+ *
+ * The retired stack has room for every slot (executor_slots): a sandbox
+ * holds its slot until destroyed and is pushed once, so it never overflows.
+ *
+ * NODE_NUMBERS
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,26 +54,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "jail/demand.h"
 #include "jail/executor.h"
 #include "jail/pool.h"
 
-#define MAX_WARM 64
+#define MAX_WARM DEMAND_TAKES
+#define MAX_STARTERS 16
 #define RETRY_PAUSE_MS 1000
 #define MAX_RETRY_PAUSE_MS 32000
+#define RECHECK_MS 1000
 
 struct warm_list {
 	struct sandbox *ready[MAX_WARM];
 	unsigned n;
-	unsigned wanted;
+	unsigned starting;           /* being started by a starter right now */
+	unsigned floor, ceiling;     /* executor_kind_warm_range */
+	unsigned wanted;             /* recent demand, within floor and ceiling */
 	unsigned failures;           /* in a row */
 	long long retry_at;          /* monotonic ms; 0: now */
+	bool short_of_memory;        /* held at its size by demand.c's rule (logged once) */
+	struct demand demand;
 };
 
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	pthread_t thread;
+	pthread_t starters[MAX_STARTERS];
+	unsigned n_starters;
 	bool started, stopping;
 	struct warm_list *kinds;     /* one per kind of sandbox */
 	size_t n_kinds;
@@ -64,30 +97,183 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- how many of each kind ---------------------------------------------------- */
+
+static unsigned clamp(unsigned v, unsigned lo, unsigned hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Each kind's bounds (they change with the egress policy) and what recent
+ * demand wants within them. Called locked. */
+static void size_kinds(long long now)
+{
+	for (size_t i = 0; i < pool.n_kinds; i++) {
+		struct warm_list *k = &pool.kinds[i];
+		executor_kind_warm_range(i, &k->floor, &k->ceiling);
+		k->ceiling = clamp(k->ceiling, 0, MAX_WARM);
+		k->floor = clamp(k->floor, 0, k->ceiling);
+		k->wanted = clamp(demand_wanted(&k->demand, now), k->floor, k->ceiling);
+	}
+}
+
+static unsigned held(const struct warm_list *k)
+{
+	return k->n + k->starting;
+}
+
+/* Warm sandboxes, ready or starting, above their kind's floor. */
+static unsigned above_floors(void)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < pool.n_kinds; i++)
+		if (held(&pool.kinds[i]) > pool.kinds[i].floor)
+			n += held(&pool.kinds[i]) - pool.kinds[i].floor;
+	return n;
+}
+
+/* Whether some kind keeps more than its floor for now: demand will fall. */
+static bool any_above_floor(void)
+{
+	for (size_t i = 0; i < pool.n_kinds; i++)
+		if (pool.kinds[i].wanted > pool.kinds[i].floor)
+			return true;
+	return false;
+}
+
+/* Kinds below their floor first, then the one with fewest. */
+static bool needs_more(const struct warm_list *a, const struct warm_list *b)
+{
+	bool a_low = held(a) < a->floor, b_low = held(b) < b->floor;
+	if (a_low != b_low)
+		return a_low;
+	return held(a) < held(b);
+}
+
 /* The kind most in need of a warm sandbox and not pausing after failures,
  * or -1. Called locked. */
 static long kind_to_refill(long long now)
 {
 	long best = -1;
 	for (size_t i = 0; i < pool.n_kinds; i++) {
-		pool.kinds[i].wanted = executor_kind_warm(i);
-		if (pool.kinds[i].wanted > MAX_WARM)
-			pool.kinds[i].wanted = MAX_WARM;
-		if (pool.kinds[i].retry_at > now)
+		const struct warm_list *k = &pool.kinds[i];
+		if (k->retry_at > now || held(k) >= k->wanted)
 			continue;
-		if (pool.kinds[i].n < pool.kinds[i].wanted &&
-		    (best < 0 || pool.kinds[i].n < pool.kinds[best].n))
+		if (best < 0 || needs_more(k, &pool.kinds[best]))
 			best = (long)i;
 	}
 	return best;
 }
 
-static void wait_ms(unsigned ms)
+/* Hands warm sandboxes that demand no longer calls for to the retired
+ * stack; false if there were none. Called locked. */
+static bool retire_surplus(void)
+{
+	bool any = false;
+	for (size_t i = 0; i < pool.n_kinds; i++) {
+		struct warm_list *k = &pool.kinds[i];
+		while (k->n > k->wanted) {
+			pool.retired[pool.n_retired++] = k->ready[--k->n];
+			any = true;
+		}
+	}
+	return any;
+}
+
+/* ---- starting and destroying ---------------------------------------------------- */
+
+static void note_failure(size_t i, const char *err)
+{
+	struct warm_list *k = &pool.kinds[i];
+	unsigned shift = k->failures < 5 ? k->failures : 5;
+	long long pause = (long long)RETRY_PAUSE_MS << shift;
+
+	if (pause > MAX_RETRY_PAUSE_MS)
+		pause = MAX_RETRY_PAUSE_MS;
+	k->failures++;
+	k->retry_at = now_ms() + pause;
+	fprintf(stderr, "level=warn msg=\"warm sandbox failed\" language=%s failures=%u "
+		"retry_in_ms=%lld error=\"%s\"\n", executor_kind_name(i), k->failures, pause, err);
+}
+
+static void note_memory(size_t i, bool short_of_memory)
+{
+	struct warm_list *k = &pool.kinds[i];
+	if (short_of_memory && !k->short_of_memory)
+		fprintf(stderr, "level=info msg=\"warm pool not grown: memory_limit times the warm "
+			"sandboxes above the floor would not fit in available memory\" language=%s "
+			"warm=%u\n", executor_kind_name(i), k->n);
+	k->short_of_memory = short_of_memory;
+}
+
+/* A started sandbox joins the ready ones, unless it is no longer wanted. */
+static void park(size_t i, struct sandbox *sb)
+{
+	struct warm_list *k = &pool.kinds[i];
+	if (pool.stopping || k->n >= k->wanted)
+		pool.retired[pool.n_retired++] = sb; /* room: see pool_retire's reservation */
+	else
+		k->ready[k->n++] = sb;
+}
+
+enum refill { REFILLED, NO_SLOT, NO_MEMORY, FAILED, NOTHING_TO_DO };
+
+/* Starts one warm sandbox of kind i. Called locked; unlocks meanwhile. */
+static enum refill refill_one(size_t i)
+{
+	struct warm_list *k = &pool.kinds[i];
+	/* this one and every other above a floor, at memory_limit each */
+	unsigned must_fit = held(k) >= k->floor ? above_floors() + 1 : 0;
+	struct sandbox *sb = NULL;
+	char err[512] = "";
+	int rc = 1;
+
+	k->starting++;
+	pthread_mutex_unlock(&pool.lock);
+	long long began = now_ms();
+	bool fits = must_fit == 0 || demand_memory_affords(executor_memory_limit()) >= must_fit;
+	if (fits)
+		rc = sandbox_spawn(i, "warm", false, &sb, err, sizeof(err));
+	long long took = now_ms() - began;
+	pthread_mutex_lock(&pool.lock);
+	k->starting--;
+	note_memory(i, !fits);
+	if (!fits)
+		return NO_MEMORY;
+	if (rc < 0) {
+		note_failure(i, err);
+		return FAILED;
+	}
+	if (rc > 0)
+		return NO_SLOT;
+	demand_note_start(&k->demand, took);
+	k->failures = 0;
+	k->retry_at = 0;
+	park(i, sb);
+	return REFILLED;
+}
+
+/* Destroys one retired sandbox; false if there was none. Called locked;
+ * unlocks meanwhile. */
+static bool destroy_one_retired(void)
+{
+	if (pool.n_retired == 0)
+		return false;
+	struct sandbox *sb = pool.retired[--pool.n_retired];
+	pthread_mutex_unlock(&pool.lock);
+	sandbox_destroy(sb);
+	pthread_mutex_lock(&pool.lock);
+	return true;
+}
+
+/* ---- the starters ------------------------------------------------------------- */
+
+static void wait_ms(long long ms)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	until.tv_nsec += (ms % 1000) * 1000000;
 	if (until.tv_nsec >= 1000000000) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
@@ -105,80 +291,57 @@ static long long next_retry_in(long long now)
 	return next;
 }
 
-static void note_failure(size_t i, const char *err)
+/* Sleeps until woken (a take, a retirement, a new egress policy) or until
+ * something may have changed by itself: a pause ends, a slot or memory
+ * becomes free, demand falls. */
+static void wait_for_work(long long now, enum refill last)
 {
-	struct warm_list *k = &pool.kinds[i];
-	unsigned shift = k->failures < 5 ? k->failures : 5;
-	long long pause = (long long)RETRY_PAUSE_MS << shift;
-
-	if (pause > MAX_RETRY_PAUSE_MS)
-		pause = MAX_RETRY_PAUSE_MS;
-	k->failures++;
-	k->retry_at = now_ms() + pause;
-	fprintf(stderr, "level=warn msg=\"warm sandbox failed\" language=%s failures=%u "
-		"retry_in_ms=%lld error=\"%s\"\n", executor_kind_name(i), k->failures, pause, err);
+	long long in = next_retry_in(now);
+	if (last == NO_SLOT || last == NO_MEMORY || any_above_floor())
+		in = in < 0 || in > RECHECK_MS ? RECHECK_MS : in;
+	if (in < 0)
+		pthread_cond_wait(&pool.wake, &pool.lock);
+	else
+		wait_ms(in);
 }
 
-enum refill { REFILLED, NO_SLOT, FAILED };
-
-/* Starts one warm sandbox of kind i. Called locked; unlocks meanwhile. */
-static enum refill refill_one(size_t i)
-{
-	struct sandbox *sb = NULL;
-	char err[512] = "";
-
-	pthread_mutex_unlock(&pool.lock);
-	int rc = sandbox_spawn(i, "warm", false, &sb, err, sizeof(err));
-	pthread_mutex_lock(&pool.lock);
-	if (rc < 0) {
-		note_failure(i, err);
-		return FAILED;
-	}
-	if (rc > 0)
-		return NO_SLOT;
-	pool.kinds[i].failures = 0;
-	pool.kinds[i].retry_at = 0;
-	if (pool.stopping || pool.kinds[i].n >= pool.kinds[i].wanted) {
-		pool.retired[pool.n_retired++] = sb; /* room: see pool_retire's reservation */
-		return REFILLED;
-	}
-	pool.kinds[i].ready[pool.kinds[i].n++] = sb;
-	return REFILLED;
-}
-
-static void destroy_retired(void)
-{
-	while (pool.n_retired > 0) {
-		struct sandbox *sb = pool.retired[--pool.n_retired];
-		pthread_mutex_unlock(&pool.lock);
-		sandbox_destroy(sb);
-		pthread_mutex_lock(&pool.lock);
-	}
-}
-
-static void *pool_main(void *arg)
+static void *starter_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&pool.lock);
 	while (!pool.stopping) {
-		if (pool.n_retired > 0) {
-			destroy_retired();
+		if (destroy_one_retired())
+			continue; /* destroying first: it frees slots */
+		long long now = now_ms();
+		size_kinds(now);
+		if (retire_surplus())
 			continue;
-		}
-		long long now = now_ms(), retry;
 		long i = kind_to_refill(now);
-		enum refill r = i >= 0 ? refill_one((size_t)i) : NO_SLOT;
-		if (r != NO_SLOT)
+		enum refill r = i >= 0 ? refill_one((size_t)i) : NOTHING_TO_DO;
+		if (r == REFILLED || r == FAILED)
 			continue; /* a failed kind pauses; the others go on */
-		retry = next_retry_in(now);
-		if (i >= 0 || retry >= 0) /* no slot, or kinds pausing: later, or when woken */
-			wait_ms(i >= 0 || retry > RETRY_PAUSE_MS ? RETRY_PAUSE_MS : (unsigned)retry);
-		else
-			pthread_cond_wait(&pool.wake, &pool.lock);
+		wait_for_work(now, r);
 	}
-	destroy_retired();
+	while (destroy_one_retired())
+		;
 	pthread_mutex_unlock(&pool.lock);
 	return NULL;
+}
+
+/* One starter per online core: starting a sandbox is mostly the
+ * interpreter's CPU time. */
+static unsigned starters_for_this_host(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores < 1 ? 1 : cores > MAX_STARTERS ? MAX_STARTERS : (unsigned)cores;
+}
+
+static void free_lists(void)
+{
+	free(pool.kinds);
+	free(pool.retired);
+	pool.kinds = NULL;
+	pool.retired = NULL;
 }
 
 int pool_start(char *err, size_t errlen)
@@ -189,15 +352,26 @@ int pool_start(char *err, size_t errlen)
 	pool.cap_retired = executor_slots();
 	pool.retired = calloc(pool.cap_retired, sizeof(*pool.retired));
 	if (!pool.kinds || !pool.retired) {
+		free_lists();
 		snprintf(err, errlen, "starting the pool: out of memory");
 		return -1;
 	}
+	for (size_t i = 0; i < pool.n_kinds; i++)
+		demand_init(&pool.kinds[i].demand);
 	pool.stopping = false;
-	int rc = pthread_create(&pool.thread, NULL, pool_main, NULL);
-	if (rc != 0) {
-		snprintf(err, errlen, "starting the pool thread: %s", strerror(rc));
+	unsigned wanted = starters_for_this_host(), n = 0;
+	int rc = 0;
+	while (n < wanted && (rc = pthread_create(&pool.starters[n], NULL, starter_main, NULL)) == 0)
+		n++;
+	if (n == 0) {
+		free_lists();
+		snprintf(err, errlen, "starting the pool's threads: %s", strerror(rc));
 		return -1;
 	}
+	if (n < wanted) /* fewer starters refill more slowly; still correct */
+		fprintf(stderr, "level=warn msg=\"warm pool started with fewer threads\" threads=%u "
+			"wanted=%u error=\"%s\"\n", n, wanted, strerror(rc));
+	pool.n_starters = n;
 	pool.started = true;
 	return 0;
 }
@@ -211,14 +385,13 @@ void pool_stop(void)
 	for (size_t i = 0; i < pool.n_kinds; i++)
 		while (pool.kinds[i].n > 0)
 			pool.retired[pool.n_retired++] = pool.kinds[i].ready[--pool.kinds[i].n];
-	pthread_cond_signal(&pool.wake);
+	pthread_cond_broadcast(&pool.wake);
 	pthread_mutex_unlock(&pool.lock);
-	pthread_join(pool.thread, NULL);
+	for (unsigned i = 0; i < pool.n_starters; i++)
+		pthread_join(pool.starters[i], NULL);
+	pool.n_starters = 0;
 	pool.started = false;
-	free(pool.kinds);
-	free(pool.retired);
-	pool.kinds = NULL;
-	pool.retired = NULL;
+	free_lists();
 }
 
 struct sandbox *pool_take(size_t k)
@@ -226,9 +399,11 @@ struct sandbox *pool_take(size_t k)
 	struct sandbox *sb = NULL;
 
 	pthread_mutex_lock(&pool.lock);
-	if (pool.started && k < pool.n_kinds && pool.kinds[k].n > 0) {
-		sb = pool.kinds[k].ready[--pool.kinds[k].n];
-		pthread_cond_signal(&pool.wake);
+	if (pool.started && k < pool.n_kinds) {
+		demand_note_take(&pool.kinds[k].demand, now_ms());
+		if (pool.kinds[k].n > 0)
+			sb = pool.kinds[k].ready[--pool.kinds[k].n];
+		pthread_cond_broadcast(&pool.wake); /* demand may now call for several */
 	}
 	pthread_mutex_unlock(&pool.lock);
 	return sb;
@@ -245,14 +420,15 @@ unsigned pool_ready(size_t k)
 void pool_wake(void)
 {
 	pthread_mutex_lock(&pool.lock);
-	pthread_cond_signal(&pool.wake);
+	pthread_cond_broadcast(&pool.wake);
 	pthread_mutex_unlock(&pool.lock);
 }
 
 void pool_retire(struct sandbox *sb)
 {
 	pthread_mutex_lock(&pool.lock);
-	if (!pool.started) {
+	if (!pool.started || pool.stopping) {
+		/* the starters may be gone already: nobody else would destroy it */
 		pthread_mutex_unlock(&pool.lock);
 		sandbox_destroy(sb);
 		return;

@@ -7,16 +7,17 @@
 
 struct sandbox;
 
-/* Starts the executor's background thread. It keeps executor_kind_warm(k)
- * sandboxes of each kind k started and waiting for code, and destroys
- * retired sandboxes, so that neither costs a request its latency. Returns 0,
- * or -1 with err. */
+/* Starts the executor's background threads (one per core). They keep
+ * sandboxes of each kind k started and waiting for code, as many as recent
+ * demand calls for within executor_kind_warm_range(k), and destroy retired
+ * sandboxes, so that neither costs a request its latency. Returns 0, or -1
+ * with err. */
 int pool_start(char *err, size_t errlen);
 
-/* The number of warm sandboxes wanted may have changed: look again. */
+/* The bounds of warm sandboxes may have changed: look again. */
 void pool_wake(void);
 
-/* Stops the thread; destroys the warm sandboxes and those still retiring. */
+/* Stops the threads; destroys the warm sandboxes and those still retiring. */
 void pool_stop(void);
 
 /* A warm sandbox of kind k (see executor_kinds), or NULL. */

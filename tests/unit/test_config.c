@@ -322,6 +322,40 @@ static void test_load_files(void **state)
 	unsetenv("API_KEY");
 }
 
+/* warm_sandboxes is the floor of each kind's warm pool, warm_sandboxes_max its
+ * ceiling: 8 unless set, the floor if that is higher, never below the floor. */
+static void test_warm_pool_bounds(void **state)
+{
+	struct sandcell_config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(load(&cfg, NULL, key_only, err, sizeof(err)), 0);
+	assert_int_equal(cfg.jail.warm_sandboxes, 2);
+	assert_int_equal(cfg.jail.warm_sandboxes_max, 8);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "warm_sandboxes = 12\n", key_only, err, sizeof(err)), 0);
+	assert_int_equal(cfg.jail.warm_sandboxes_max, 12);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "warm_sandboxes = 0\nwarm_sandboxes_max = 0\n", key_only, err,
+			      sizeof(err)), 0);
+	assert_int_equal(cfg.jail.warm_sandboxes, 0);
+	assert_int_equal(cfg.jail.warm_sandboxes_max, 0);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "warm_sandboxes = 3\nwarm_sandboxes_max = 3\n", key_only, err,
+			      sizeof(err)), 0);
+	assert_int_equal(cfg.jail.warm_sandboxes_max, 3);
+	config_free(&cfg);
+	expect_error("warm_sandboxes = 4\nwarm_sandboxes_max = 2\n", key_only,
+		     "warm_sandboxes_max (2) is below warm_sandboxes (4): the most warm sandboxes "
+		     "per kind cannot be fewer than the least");
+	expect_error("warm_sandboxes_max = 1\n", key_only,
+		     "warm_sandboxes_max (1) is below warm_sandboxes (2): the most warm sandboxes "
+		     "per kind cannot be fewer than the least");
+	expect_error("warm_sandboxes_max = 65\n", key_only,
+		     "test.conf:1: warm_sandboxes_max: must be between 0 and 64");
+}
+
 static void test_describe_hides_key(void **state)
 {
 	struct sandcell_config cfg;
@@ -354,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_empty_env_is_unset),
 		cmocka_unit_test(test_env_errors),
 		cmocka_unit_test(test_load_files),
+		cmocka_unit_test(test_warm_pool_bounds),
 		cmocka_unit_test(test_describe_hides_key),
 		cmocka_unit_test(test_python_preload),
 	};
