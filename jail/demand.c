@@ -3,13 +3,18 @@
  * Theory of operation
  *
  * A warm sandbox helps only if it is there when a request takes it. A take
- * empties one place in the pool, and a starter fills it again start_ms later
- * (the measured time to start one sandbox of the kind, smoothed). So serving
- * every take warm needs as many warm sandboxes as there are takes within one
- * start time: for a steady stream that is rate x start time (Little's law),
- * for a burst of N requests at once it is N. demand_note_take counts, at each
- * take, the takes of the last start_ms (from a ring of the latest
- * DEMAND_TAKES take times) and keeps the highest count seen: the peak.
+ * empties one place in the pool, and a starter fills it again once a new
+ * sandbox is ready: its jail built (sandbox_spawn: measured 110-600 ms for
+ * Node on a loaded 2-core host, 10-30 ms idle) and then its interpreter
+ * started (another 40 ms to seconds, which the pool cannot observe). So
+ * serving every take warm needs as many warm sandboxes as there are takes
+ * within that time: for a steady stream that is rate x refill time
+ * (Little's law), for a burst of N requests at once it is N. The refill time
+ * is taken as DEMAND_WINDOW_MS, one second: what it is on a busy host;
+ * on an idle one it overestimates a stream's need, which costs only idle
+ * memory within the ceiling. demand_note_take counts, at each take, the
+ * takes of the last window (from a ring of the latest DEMAND_TAKES take
+ * times) and keeps the highest count seen: the peak.
  *
  * A peak is held, then halves every DEMAND_HALF_LIFE_MS without a take that
  * beats it, so the pool grown for a burst is still there for the next burst
@@ -34,7 +39,6 @@ void demand_init(struct demand *d)
 	memset(d, 0, sizeof(*d));
 	for (unsigned i = 0; i < DEMAND_TAKES; i++)
 		d->takes[i] = -1;
-	d->start_ms = DEMAND_FIRST_START_MS;
 }
 
 /* The peak as it stands at now: halved once per half-life since it was set. */
@@ -46,12 +50,12 @@ static unsigned decayed_peak(const struct demand *d, long long now)
 	return halvings >= 32 ? 0 : d->peak >> halvings;
 }
 
-/* Takes within the start time before now, the one at now included. */
-static unsigned takes_within_start_time(const struct demand *d, long long now)
+/* Takes within the window before now, the one at now included. */
+static unsigned takes_within_window(const struct demand *d, long long now)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < DEMAND_TAKES; i++)
-		if (d->takes[i] >= 0 && now - d->takes[i] <= d->start_ms)
+		if (d->takes[i] >= 0 && now - d->takes[i] < DEMAND_WINDOW_MS)
 			n++;
 	return n;
 }
@@ -60,15 +64,9 @@ void demand_note_take(struct demand *d, long long now)
 {
 	d->takes[d->next] = now;
 	d->next = (d->next + 1) % DEMAND_TAKES;
-	unsigned held = decayed_peak(d, now), recent = takes_within_start_time(d, now);
+	unsigned held = decayed_peak(d, now), recent = takes_within_window(d, now);
 	d->peak = recent > held ? recent : held;
 	d->peak_at = now;
-}
-
-void demand_note_start(struct demand *d, long long ms)
-{
-	/* weight 1/4: a slow start under load counts, one outlier does not rule */
-	d->start_ms = (3 * d->start_ms + (ms > 0 ? ms : 1)) / 4;
 }
 
 unsigned demand_wanted(const struct demand *d, long long now)

@@ -9,23 +9,19 @@
 
 #define DEMAND_TAKES 64              /* takes remembered per kind: the most ever wanted */
 #define DEMAND_HALF_LIFE_MS 10000    /* a peak of demand halves after this long without a new one */
-#define DEMAND_FIRST_START_MS 1000   /* the start time assumed until one is measured */
+#define DEMAND_WINDOW_MS 1000        /* takes this close together count as needed at once */
 
 struct demand {
 	long long takes[DEMAND_TAKES]; /* when the latest takes happened (a ring) */
 	unsigned next;                 /* where the next take goes */
-	unsigned peak;                 /* most takes within one start time... */
+	unsigned peak;                 /* most takes within one window... */
 	long long peak_at;             /* ...as of this moment */
-	long long start_ms;            /* how long one sandbox takes to start, smoothed */
 };
 
 void demand_init(struct demand *d);
 
 /* A request asked for a sandbox of this kind at now (served warm or not). */
 void demand_note_take(struct demand *d, long long now);
-
-/* Starting one sandbox of this kind took ms. */
-void demand_note_start(struct demand *d, long long ms);
 
 /* Warm sandboxes that recent demand calls for at now, before any bounds. */
 unsigned demand_wanted(const struct demand *d, long long now);

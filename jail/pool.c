@@ -30,7 +30,7 @@
  * floor and a ceiling (executor_kind_warm_range: warm_sandboxes and
  * warm_sandboxes_max; both 0 while the kind cannot be served) and wants
  * what recent demand calls for, within them (jail/demand.c: the most takes
- * within one start time, held and then halved every 10 s). A sandbox above
+ * within one second, held and then halved every 10 s). A sandbox above
  * the floor is started only if all of those above the floors fit in
  * memory at memory_limit each (demand.c's rule) and a slot is free (the
  * executor has slots for every kind's ceiling). `starting` counts the
@@ -230,11 +230,9 @@ static enum refill refill_one(size_t i)
 
 	k->starting++;
 	pthread_mutex_unlock(&pool.lock);
-	long long began = now_ms();
 	bool fits = must_fit == 0 || demand_memory_affords(executor_memory_limit()) >= must_fit;
 	if (fits)
 		rc = sandbox_spawn(i, "warm", false, &sb, err, sizeof(err));
-	long long took = now_ms() - began;
 	pthread_mutex_lock(&pool.lock);
 	k->starting--;
 	note_memory(i, !fits);
@@ -246,7 +244,6 @@ static enum refill refill_one(size_t i)
 	}
 	if (rc > 0)
 		return NO_SLOT;
-	demand_note_start(&k->demand, took);
 	k->failures = 0;
 	k->retry_at = 0;
 	park(i, sb);

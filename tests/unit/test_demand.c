@@ -36,17 +36,18 @@ static void test_a_burst_wants_its_size(void **state)
 	assert_int_equal(demand_wanted(&d, last), 8);
 }
 
-/* A stream wants as many as arrive within one start time. */
-static void test_a_stream_wants_rate_times_start_time(void **state)
+/* A stream wants as many as arrive within one window. */
+static void test_a_stream_wants_rate_times_window(void **state)
 {
 	struct demand d;
 
 	(void)state;
 	demand_init(&d);
-	for (int i = 0; i < 20; i++)
-		demand_note_start(&d, 200); /* the smoothed start time converges on 200 ms */
-	long long last = takes(&d, T0, 30, 50); /* 20 per second */
-	assert_in_range(demand_wanted(&d, last), 4, 5);
+	long long last = takes(&d, T0, 30, DEMAND_WINDOW_MS / 5); /* 5 per window */
+	assert_int_equal(demand_wanted(&d, last), 5);
+	demand_init(&d);
+	last = takes(&d, T0, 10, DEMAND_WINDOW_MS); /* one at a time */
+	assert_int_equal(demand_wanted(&d, last), 1);
 }
 
 static void test_peak_holds_then_halves(void **state)
@@ -105,7 +106,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_idle_wants_none),
 		cmocka_unit_test(test_a_burst_wants_its_size),
-		cmocka_unit_test(test_a_stream_wants_rate_times_start_time),
+		cmocka_unit_test(test_a_stream_wants_rate_times_window),
 		cmocka_unit_test(test_peak_holds_then_halves),
 		cmocka_unit_test(test_a_lone_take_keeps_the_decayed_peak),
 		cmocka_unit_test(test_memory_keeps_headroom),
