@@ -7,9 +7,11 @@
  * interpreter's own start-up (Node: about 110 ms of CPU, see below); tearing
  * it down costs another millisecond. Neither depends on the request, so
  * background threads, the starters, do both ahead of time and after the
- * fact: one per online core (at most MAX_STARTERS), because starting is
- * mostly the interpreter's CPU time and one thread cannot keep up with
- * back-to-back or concurrent requests. Every starter runs the same loop,
+ * fact: one per online core (at most MAX_STARTERS). Building one jail up
+ * to the interpreter's exec (sandbox_spawn) took 110-600 ms for Node on a
+ * loaded 2-core host, so one thread could not keep up with back-to-back or
+ * concurrent requests; the interpreter then starts inside its sandbox on
+ * whatever core is free. Every starter runs the same loop,
  * holding the pool's lock except while it starts or destroys a sandbox:
  *
  *   1. destroy one retired sandbox (kill the cgroup, wait until empty,
@@ -46,7 +48,34 @@
  * The retired stack has room for every slot (executor_slots): a sandbox
  * holds its slot until destroyed and is pushed once, so it never overflows.
  *
- * NODE_NUMBERS
+ * What a Node start costs, and what was tried to cut it (Node 20.20, 2-core
+ * build machine shared with other builds, load 12-16; CPU = user + system ms
+ * of the process and its threads, wall = until exit; medians of 15 and of 30
+ * interleaved starts, two sittings; the runner with --max-old-space-size=384
+ * and a clean environment, as the jail starts it):
+ *
+ *   node -e 'console.log(1)'                 CPU 118 / 114   wall 427 / 246
+ *   the runner, console.log(1) (as shipped)  CPU 134 / 143   wall 447 / 291
+ *   user-land V8 snapshot of the runner      CPU 153 / 171   wall 546 / 327
+ *   --v8-pool-size=0                         CPU 142 / 140
+ *   --single-threaded                        CPU 136 / 141
+ *   --no-opt                                 CPU 134 / 140
+ *   --jitless                                CPU 134 / 146
+ *   --max-semi-space-size=1                  CPU 132 / 150
+ *   --disable-proto=throw                    CPU 133 / 139
+ *   --no-node-snapshot (for scale)           CPU 222 / 227
+ *   a 3e7-step loop: as shipped              CPU 186 / 201
+ *                    --jitless / --no-opt    CPU 556 / 558, 398 / 401
+ *
+ * Node already starts from its built-in snapshot (without it: +85 ms). A
+ * snapshot of the runner (--build-snapshot, supported by this Node) is 4 MB
+ * and costs 20-30 ms more CPU per start than it saves, must be built with
+ * the same V8 flags as it is run with (--max-old-space-size, so one blob
+ * per memory_limit), and Node warns that `vm` is not verified in it. No
+ * flag moves the start beyond the noise between sittings (a few ms either
+ * way), and --jitless or --no-opt make real code 2-3 times slower;
+ * --disable-proto would also change what programs may do. So Node starts
+ * as before, and the pool hides the start instead.
  */
 #include <errno.h>
 #include <pthread.h>
