@@ -49,31 +49,33 @@
  * holds its slot until destroyed and is pushed once, so it never overflows.
  *
  * What a Node start costs, and what was tried to cut it (Node 20.20, 2-core
- * build machine shared with other builds, load 12-16; CPU = user + system ms
- * of the process and its threads, wall = until exit; medians of 15 and of 30
- * interleaved starts, two sittings; the runner with --max-old-space-size=384
- * and a clean environment, as the jail starts it):
+ * build machine; CPU = user + system ms of the process and its threads,
+ * wall = until exit; medians of 20-30 interleaved starts per variant; the
+ * runner with --max-old-space-size=384 and a clean environment, as the jail
+ * starts it; "quiet" at load 1, "loaded" two sittings at load 12-16):
  *
- *   node -e 'console.log(1)'                 CPU 118 / 114   wall 427 / 246
- *   the runner, console.log(1) (as shipped)  CPU 134 / 143   wall 447 / 291
- *   user-land V8 snapshot of the runner      CPU 153 / 171   wall 546 / 327
- *   --v8-pool-size=0                         CPU 142 / 140
- *   --single-threaded                        CPU 136 / 141
- *   --no-opt                                 CPU 134 / 140
- *   --jitless                                CPU 134 / 146
- *   --max-semi-space-size=1                  CPU 132 / 150
- *   --disable-proto=throw                    CPU 133 / 139
- *   --no-node-snapshot (for scale)           CPU 222 / 227
- *   a 3e7-step loop: as shipped              CPU 186 / 201
- *                    --jitless / --no-opt    CPU 556 / 558, 398 / 401
+ *                                            quiet CPU/wall  loaded CPU
+ *   node -e 'console.log(1)'                   82 /  81       118, 114
+ *   the runner, console.log(1) (as shipped)    94 /  93       134, 143
+ *   user-land V8 snapshot of the runner       120 / 118       153, 171
+ *   --v8-pool-size=0                           93 /  92       142, 140
+ *   --single-threaded                          95 /  93       136, 141
+ *   --no-opt                                   94 /  92       134, 140
+ *   --jitless                                  92 /  91       134, 146
+ *   --max-semi-space-size=1                    94 /  92       132, 150
+ *   --disable-proto=throw                      94 /  92       133, 139
+ *   --no-node-snapshot (for scale)            157 / 151       222, 227
+ *   a 3e7-step loop: as shipped               147 / 142       186, 201
+ *     --jitless                               471 / 470       556, 558
+ *     --no-opt                                325 / 324       398, 401
  *
- * Node already starts from its built-in snapshot (without it: +85 ms). A
+ * Node already starts from its built-in snapshot (without it: +63 ms). A
  * snapshot of the runner (--build-snapshot, supported by this Node) is 4 MB
  * and costs 20-30 ms more CPU per start than it saves, must be built with
  * the same V8 flags as it is run with (--max-old-space-size, so one blob
  * per memory_limit), and Node warns that `vm` is not verified in it. No
- * flag moves the start beyond the noise between sittings (a few ms either
- * way), and --jitless or --no-opt make real code 2-3 times slower;
+ * flag moves the start beyond the noise between sittings (1-3 ms, the sign
+ * changing), and --jitless or --no-opt make real code 2-3 times slower;
  * --disable-proto would also change what programs may do. So Node starts
  * as before, and the pool hides the start instead.
  */
