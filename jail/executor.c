@@ -18,7 +18,7 @@
  * for a free slot and starts one (jail/spawn.c); a network sandbox is then
  * given the egress policy, before any code is sent. sandbox_collect feeds
  * and watches it (jail/collect.c); sandbox_release hands it to the pool's
- * thread, which kills what is left, takes the policy back, removes the
+ * threads, one of which kills what is left, takes the policy back, removes the
  * cgroup and frees the slot.
  */
 #include <errno.h>

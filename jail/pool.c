@@ -163,8 +163,8 @@ static unsigned above_floors(void)
 	return n;
 }
 
-/* Whether some kind keeps more than its floor for now: demand will fall. */
-static bool any_above_floor(void)
+/* Whether some kind wants more than its floor for now: that wears off. */
+static bool any_wants_above_floor(void)
 {
 	for (size_t i = 0; i < pool.n_kinds; i++)
 		if (pool.kinds[i].wanted > pool.kinds[i].floor)
@@ -325,7 +325,7 @@ static long long next_retry_in(long long now)
 static void wait_for_work(long long now, enum refill last)
 {
 	long long in = next_retry_in(now);
-	if (last == NO_SLOT || last == NO_MEMORY || any_above_floor())
+	if (last == NO_SLOT || last == NO_MEMORY || any_wants_above_floor())
 		in = in < 0 || in > RECHECK_MS ? RECHECK_MS : in;
 	if (in < 0)
 		pthread_cond_wait(&pool.wake, &pool.lock);
