@@ -31,7 +31,6 @@
 #define MIB (1024ULL * KIB)
 #define GIB (1024ULL * MIB)
 #define TIB (1024ULL * GIB)
-#define DEFAULT_WARM_MAX 8
 #define NOT_SET UINT64_MAX     /* a number key with a default that depends on others */
 
 enum key_type {
@@ -707,13 +706,13 @@ static int check_listeners(struct sandcell_config *cfg, char *err, size_t errlen
 	return 0;
 }
 
-/* The warm pool's bounds: the ceiling defaults to DEFAULT_WARM_MAX, or to
- * the floor if that is higher (a fixed pool), and is never below the floor. */
+/* The warm pool's bounds: without a ceiling the pool is fixed at the floor
+ * (warm_sandboxes = 0 still means every run starts cold); a ceiling is never
+ * below the floor. */
 static int check_warm(struct sandcell_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->warm_sandboxes_max == NOT_SET)
-		cfg->warm_sandboxes_max = cfg->warm_sandboxes > DEFAULT_WARM_MAX ? cfg->warm_sandboxes
-										   : DEFAULT_WARM_MAX;
+		cfg->warm_sandboxes_max = cfg->warm_sandboxes;
 	if (cfg->warm_sandboxes_max < cfg->warm_sandboxes) {
 		set_err(err, errlen, "warm_sandboxes_max (%llu) is below warm_sandboxes (%llu): the "
 			"most warm sandboxes per kind cannot be fewer than the least",

@@ -283,15 +283,15 @@ class Stack:
             "socket_mode": "0660",
             "cgroup_name": "sandcell-%s-%d-%d" % (name, os.getpid(), n),
             # distinct uids per stack, also across concurrent test runs on the host
-            # 64 uids per stack, 128 stacks per test process, 4096 test processes: a
+            # 32 uids per stack, 128 stacks per test process, 4096 test processes: a
             # stack's sandboxes never share a uid with another live stack's
-            "uid_base": 2000000 + (os.getpid() % 4096) * 8192 + (n % 128) * 64,
+            "uid_base": 2000000 + (os.getpid() % 4096) * 4096 + (n % 128) * 32,
             "drain_timeout": 5,
             # the zygote of this build, not an installed one
             "zygote_path": os.path.join(self.builddir, "sandcell-zygote"),
         }
-        if "uid_base" not in config and self._slots_for(config) > 64:
-            raise ValueError("more than 64 sandbox slots would overlap another stack's uids")
+        if "uid_base" not in config and self._slots_for(config) > 32:
+            raise ValueError("more than 32 sandbox slots would overlap another stack's uids")
         self.config.update(config)
         base_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         if name == "test":
@@ -340,9 +340,9 @@ class Stack:
     def _slots_for(config):
         # jail/executor.c: runs at once, as many being torn down, and the most warm
         # sandboxes of each kind (2 languages, each with and without network);
-        # fcgi/config.c: warm_sandboxes_max defaults to 8, or warm_sandboxes if higher
+        # fcgi/config.c: warm_sandboxes_max defaults to warm_sandboxes (a fixed pool)
         warm = int(config.get("warm_sandboxes", 2))
-        ceiling = max(int(config.get("warm_sandboxes_max", max(8, warm))), warm)
+        ceiling = max(int(config.get("warm_sandboxes_max", warm)), warm)
         return 2 * int(config.get("max_workers", 4)) + 4 * ceiling
 
     @property

@@ -365,7 +365,7 @@ def test_sigterm_drains_and_leaves_nothing(make_stack):
 @pytest.fixture(scope="module")
 def few_slots(make_stack):
     """Few slots, few pids: every slot serves many runs one after another."""
-    return make_stack(max_workers=1, warm_sandboxes=1, warm_sandboxes_max=1, pids_limit=16)
+    return make_stack(max_workers=1, warm_sandboxes=1, pids_limit=16)
 
 
 def test_slots_are_reused_cleanly_run_after_run(few_slots):

@@ -59,8 +59,7 @@ class Responder:
             "api_key": KEY, "socket": "", "listen": "127.0.0.1:%d" % self.port,
             "allow_clients": "127.0.0.1", "run_dir": os.path.join(self.dir, "run"),
             "cgroup_name": self.cgroup_name, "uid_base": self.uid_base,
-            # 16 uids each: a fixed warm pool (2 runs x 2 + 2 warm x 4 kinds = 12 slots)
-            "max_workers": 2, "warm_sandboxes_max": 2, "drain_timeout": 5,
+            "max_workers": 2, "drain_timeout": 5,
         }
         self.config.update(extra)
         self.conf = os.path.join(self.dir, "sandcell.conf")

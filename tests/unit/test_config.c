@@ -323,7 +323,7 @@ static void test_load_files(void **state)
 }
 
 /* warm_sandboxes is the floor of each kind's warm pool, warm_sandboxes_max its
- * ceiling: 8 unless set, the floor if that is higher, never below the floor. */
+ * ceiling: the floor unless set (a fixed pool), never below the floor. */
 static void test_warm_pool_bounds(void **state)
 {
 	struct sandcell_config cfg;
@@ -332,10 +332,18 @@ static void test_warm_pool_bounds(void **state)
 	(void)state;
 	assert_int_equal(load(&cfg, NULL, key_only, err, sizeof(err)), 0);
 	assert_int_equal(cfg.jail.warm_sandboxes, 2);
-	assert_int_equal(cfg.jail.warm_sandboxes_max, 8);
+	assert_int_equal(cfg.jail.warm_sandboxes_max, 2);
 	config_free(&cfg);
 	assert_int_equal(load(&cfg, "warm_sandboxes = 12\n", key_only, err, sizeof(err)), 0);
 	assert_int_equal(cfg.jail.warm_sandboxes_max, 12);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "warm_sandboxes = 0\n", key_only, err, sizeof(err)), 0);
+	assert_int_equal(cfg.jail.warm_sandboxes_max, 0);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "warm_sandboxes = 1\nwarm_sandboxes_max = 8\n", key_only, err,
+			      sizeof(err)), 0);
+	assert_int_equal(cfg.jail.warm_sandboxes, 1);
+	assert_int_equal(cfg.jail.warm_sandboxes_max, 8);
 	config_free(&cfg);
 	assert_int_equal(load(&cfg, "warm_sandboxes = 0\nwarm_sandboxes_max = 0\n", key_only, err,
 			      sizeof(err)), 0);
