@@ -2,7 +2,7 @@
 """sandcell's benchmark: runs per second, latency, CPU and memory under load, side by side
 with the bare interpreter and bubblewrap, in one sitting. `./dev bench` builds and runs it:
 
-    ./dev bench [--seconds 5] [--max-workers 8] [--max-requests 100] [--warm 2]
+    ./dev bench [--seconds 5] [--max-workers 8] [--max-requests 100] [--warm 2] [--warm-max 8]
                 [--network on|off] [--only SUBSTRING]
     (or, built already: /usr/bin/python3 bench/bench.py --builddir build ...)
 
@@ -238,6 +238,8 @@ def main():
     ap.add_argument("--max-requests", type=int, default=100, help="sandcelld's max_requests [100]")
     ap.add_argument("--warm", type=int, default=2,
                     help="warm_sandboxes (0: every run builds its jail first) [2]")
+    ap.add_argument("--warm-max", type=int, default=8,
+                    help="warm_sandboxes_max, as the package's configuration sets it [8]")
     ap.add_argument("--network", choices=("on", "off"), default="on",
                     help="enable_network in the requests [on, as Dify sends them]")
     ap.add_argument("--only", help="only the programs whose name contains this")
@@ -247,16 +249,18 @@ def main():
     programs = [p for p in PROGRAMS if not args.only or args.only in p.name]
 
     print("sandcell bench: %d CPUs, Linux %s; %g s per row; max_workers %d, max_requests %d, "
-          "warm_sandboxes %d, enable_network %s; the shipped nginx files; load average %.1f"
+          "warm_sandboxes %d..%d, enable_network %s; the shipped nginx files; load average %.1f"
           % (os.cpu_count(), os.uname().release, args.seconds, args.max_workers,
-             args.max_requests, args.warm, args.network, os.getloadavg()[0]), flush=True)
+             args.max_requests, args.warm, max(args.warm, args.warm_max), args.network,
+             os.getloadavg()[0]), flush=True)
     started = time.monotonic()
     ns = netnsmod.Netns("sc-bench").create(with_gateway=True)
     try:
         with ns.entered():
             stack = Stack(args.builddir, name="bench", netns="", shipped_rates=True,
                           uid_base=UID_BASE, max_workers=args.max_workers,
-                          max_requests=args.max_requests, warm_sandboxes=args.warm)
+                          max_requests=args.max_requests, warm_sandboxes=args.warm,
+                          warm_sandboxes_max=max(args.warm, args.warm_max))
             stack.start()
             try:
                 idle, loaded, rows = measure(stack, args, programs)
