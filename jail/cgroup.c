@@ -90,6 +90,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jail/backoff.h"
 #include "jail/cgroup.h"
 
 /* How long a killed cgroup may take to empty before we give up on it. */
@@ -137,13 +138,6 @@ static void cgroup_warn(const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "level=warn msg=\"cgroup: %s\"\n", msg);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(unsigned ms)
@@ -371,7 +365,7 @@ static bool wait_events_empty(int fd, long long deadline)
 			return false;
 		if (strstr(buf, "populated 0"))
 			return true;
-		long long left = deadline - now_ms();
+		long long left = deadline - monotonic_ms();
 		if (left <= 0)
 			return false;
 		/* cgroup.events signals every change with POLLPRI. */
@@ -399,7 +393,7 @@ static int remove_dir(const char *dir, long long deadline)
 	while (rmdir(dir) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		if (errno != EBUSY || now_ms() >= deadline)
+		if (errno != EBUSY || monotonic_ms() >= deadline)
 			return -1;
 		sleep_ms(5);
 	}
@@ -439,7 +433,7 @@ static bool empty_v1(const char *dir, long long deadline)
 		ssize_t n = read_file(-1, dir, "cgroup.procs", buf, sizeof buf);
 		if (n <= 0)
 			return true;
-		if (now_ms() >= deadline)
+		if (monotonic_ms() >= deadline)
 			return false;
 		kill_v1_procs(dir);
 		sleep_ms(2);
@@ -570,7 +564,7 @@ static int prepare_v2_parent(char *err, size_t errlen)
 	cgroup_warn("reusing leftover %s: killing and removing its children", cgs.parent);
 	char ignored[256];
 	write_file(-1, cgs.parent, "cgroup.kill", "1", ignored, sizeof ignored);
-	remove_children(cgs.parent, now_ms() + EMPTY_WAIT_MS, empty_v2);
+	remove_children(cgs.parent, monotonic_ms() + EMPTY_WAIT_MS, empty_v2);
 	return 0;
 }
 
@@ -629,7 +623,7 @@ static int prepare_v1_parents(char *err, size_t errlen)
 		}
 		if (make_dir(cgs.v1_parent[c], err, errlen) < 0)
 			return -1;
-		remove_children(cgs.v1_parent[c], now_ms() + EMPTY_WAIT_MS, empty_v1);
+		remove_children(cgs.v1_parent[c], monotonic_ms() + EMPTY_WAIT_MS, empty_v1);
 	}
 	return 0;
 }
@@ -909,7 +903,7 @@ void cgroups_cleanup(void)
 {
 	if (!cgs.ready)
 		return;
-	long long deadline = now_ms() + EMPTY_WAIT_MS;
+	long long deadline = monotonic_ms() + EMPTY_WAIT_MS;
 	char ignored[256];
 
 	if (write_file(-1, cgs.parent, "cgroup.kill", "1", ignored, sizeof ignored) < 0 &&
@@ -1078,12 +1072,12 @@ void cgroup_run_destroy(struct cgroup_run *cg)
 {
 	if (cg->dirfd < 0)
 		return;
-	long long deadline = now_ms() + EMPTY_WAIT_MS;
+	long long deadline = monotonic_ms() + EMPTY_WAIT_MS;
 	cgroup_run_kill(cg);
 	bool empty = wait_events_empty(cgs.slots[cg->slot].events, deadline);
 	if (!empty) {
 		kill_whole_cgroup(cg);
-		empty = wait_events_empty(cgs.slots[cg->slot].events, now_ms() + EMPTY_WAIT_MS);
+		empty = wait_events_empty(cgs.slots[cg->slot].events, monotonic_ms() + EMPTY_WAIT_MS);
 	}
 	if (empty) {
 		remove_retired(cg->slot);

@@ -41,7 +41,7 @@
  *
  * A failure to start a warm sandbox (for example memory pressure) is retried
  * after a pause that doubles with each failure in a row of that kind, up to
- * MAX_RETRY_PAUSE_MS, so a fault that lasts (a host that cannot build jails)
+ * BACKOFF_MAX_MS (jail/backoff.h), so a fault that lasts (a host that cannot build jails)
  * costs a log line every half minute, not every second; other kinds are
  * refilled meanwhile, and requests start their own sandbox, as with warm = 0.
  *
@@ -88,13 +88,12 @@
 #include <unistd.h>
 
 #include "jail/demand.h"
+#include "jail/backoff.h"
 #include "jail/executor.h"
 #include "jail/pool.h"
 
 #define MAX_WARM DEMAND_TAKES
 #define MAX_STARTERS 16
-#define RETRY_PAUSE_MS 1000
-#define MAX_RETRY_PAUSE_MS 32000
 #define RECHECK_MS 1000
 
 struct warm_list {
@@ -103,8 +102,7 @@ struct warm_list {
 	unsigned starting;           /* being started by a starter right now */
 	unsigned floor, ceiling;     /* executor_kind_warm_range */
 	unsigned wanted;             /* recent demand, within floor and ceiling */
-	unsigned failures;           /* in a row */
-	long long retry_at;          /* monotonic ms; 0: now */
+	struct backoff retry;        /* after failures in a row */
 	bool short_of_memory;        /* held at its size by demand.c's rule (logged once) */
 	struct demand demand;
 };
@@ -120,13 +118,6 @@ static struct {
 	struct sandbox **retired;    /* a stack of sandboxes to destroy */
 	size_t n_retired, cap_retired;
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- how many of each kind ---------------------------------------------------- */
 
@@ -188,7 +179,7 @@ static long kind_to_refill(long long now)
 	long best = -1;
 	for (size_t i = 0; i < pool.n_kinds; i++) {
 		const struct warm_list *k = &pool.kinds[i];
-		if (k->retry_at > now || held(k) >= k->wanted)
+		if (k->retry.retry_at > now || held(k) >= k->wanted)
 			continue;
 		if (best < 0 || needs_more(k, &pool.kinds[best]))
 			best = (long)i;
@@ -216,15 +207,10 @@ static bool retire_surplus(void)
 static void note_failure(size_t i, const char *err)
 {
 	struct warm_list *k = &pool.kinds[i];
-	unsigned shift = k->failures < 5 ? k->failures : 5;
-	long long pause = (long long)RETRY_PAUSE_MS << shift;
+	long long pause = backoff_failed(&k->retry);
 
-	if (pause > MAX_RETRY_PAUSE_MS)
-		pause = MAX_RETRY_PAUSE_MS;
-	k->failures++;
-	k->retry_at = now_ms() + pause;
 	fprintf(stderr, "level=warn msg=\"warm sandbox failed\" language=%s failures=%u "
-		"retry_in_ms=%lld error=\"%s\"\n", executor_kind_name(i), k->failures, pause, err);
+		"retry_in_ms=%lld error=\"%s\"\n", executor_kind_name(i), k->retry.failures, pause, err);
 }
 
 static void note_memory(size_t i, bool short_of_memory)
@@ -275,8 +261,7 @@ static enum refill refill_one(size_t i)
 	}
 	if (rc > 0)
 		return NO_SLOT;
-	k->failures = 0;
-	k->retry_at = 0;
+	backoff_reset(&k->retry);
 	park(i, sb);
 	return REFILLED;
 }
@@ -314,8 +299,9 @@ static long long next_retry_in(long long now)
 {
 	long long next = -1;
 	for (size_t i = 0; i < pool.n_kinds; i++)
-		if (pool.kinds[i].retry_at > now && (next < 0 || pool.kinds[i].retry_at - now < next))
-			next = pool.kinds[i].retry_at - now;
+		if (pool.kinds[i].retry.retry_at > now &&
+		    (next < 0 || pool.kinds[i].retry.retry_at - now < next))
+			next = pool.kinds[i].retry.retry_at - now;
 	return next;
 }
 
@@ -340,7 +326,7 @@ static void *starter_main(void *arg)
 	while (!pool.stopping) {
 		if (destroy_one_retired())
 			continue; /* destroying first: it frees slots */
-		long long now = now_ms();
+		long long now = monotonic_ms();
 		size_kinds(now);
 		if (retire_surplus())
 			continue;
@@ -428,7 +414,7 @@ struct sandbox *pool_take(size_t k)
 
 	pthread_mutex_lock(&pool.lock);
 	if (pool.started && k < pool.n_kinds) {
-		demand_note_take(&pool.kinds[k].demand, now_ms());
+		demand_note_take(&pool.kinds[k].demand, monotonic_ms());
 		if (pool.kinds[k].n > 0)
 			sb = pool.kinds[k].ready[--pool.kinds[k].n];
 		pthread_cond_broadcast(&pool.wake); /* demand may now call for several */

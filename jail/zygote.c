@@ -2,7 +2,7 @@
  *
  * One thread (the keeper) starts every zygote and waits on their pidfds: when
  * one dies (killed, out of memory, a bug) it is reaped and started again after
- * a pause that doubles with each failure in a row, up to MAX_RETRY_PAUSE_MS.
+ * a pause that doubles with each failure in a row (jail/backoff.h).
  * Meanwhile, and whenever a zygote does not answer, sandboxes are started
  * cold (jail/spawn.c): the same jail, only slower. The keeper is also the
  * thread the zygotes' children die with (PR_SET_PDEATHSIG counts the thread
@@ -26,12 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jail/backoff.h"
 #include "jail/zygote.h"
 
 #define READY_TIMEOUT_MS 30000 /* imports under qemu without KVM take seconds */
 #define REPLY_TIMEOUT_MS 5000
-#define RETRY_PAUSE_MS 1000
-#define MAX_RETRY_PAUSE_MS 32000
 
 struct zygote {
 	struct zygote_setup setup;
@@ -40,8 +39,7 @@ struct zygote {
 	int pidfd;                /* -1: nothing to reap */
 	pid_t pid;
 	unsigned long forks;
-	unsigned failures;        /* in a row */
-	long long retry_at;       /* monotonic ms */
+	struct backoff retry;     /* after failures in a row */
 };
 
 static struct {
@@ -55,13 +53,6 @@ static struct {
 	bool tried_all;
 } keeper = { .wake = { -1, -1 }, .lock = PTHREAD_MUTEX_INITIALIZER,
 	     .started_all = PTHREAD_COND_INITIALIZER };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct zygote *zygote_new(const struct zygote_setup *setup)
 {
@@ -232,14 +223,9 @@ static void mark_gone(struct zygote *z)
 
 static void note_failure(struct zygote *z, const char *what, const char *err)
 {
-	unsigned shift = z->failures < 5 ? z->failures : 5;
-	long long pause = (long long)RETRY_PAUSE_MS << shift;
-	if (pause > MAX_RETRY_PAUSE_MS)
-		pause = MAX_RETRY_PAUSE_MS;
-	z->failures++;
-	z->retry_at = now_ms() + pause;
+	long long pause = backoff_failed(&z->retry);
 	fprintf(stderr, "level=warn msg=\"zygote %s; sandboxes start cold meanwhile\" language=\"%s\" "
-		"failures=%u retry_in_ms=%lld error=\"%s\"\n", what, z->setup.name, z->failures, pause, err);
+		"failures=%u retry_in_ms=%lld error=\"%s\"\n", what, z->setup.name, z->retry.failures, pause, err);
 }
 
 /* A zygote whose pidfd is readable has exited: reap it, plan a restart. */
@@ -263,15 +249,15 @@ static void reap_if_exited(struct zygote *z, const struct pollfd *p)
 static void start_if_due(struct zygote *z, long long now)
 {
 	char err[600];
-	if (z->pidfd >= 0 || z->retry_at > now)
+	if (z->pidfd >= 0 || z->retry.retry_at > now)
 		return;
 	if (start_one(z, err, sizeof(err)) != 0) {
 		note_failure(z, "could not start", err);
 		return;
 	}
-	if (z->failures)
+	if (z->retry.failures)
 		fprintf(stderr, "level=info msg=\"zygote running again\" language=\"%s\"\n", z->setup.name);
-	z->failures = 0;
+	backoff_reset(&z->retry);
 }
 
 static void *keeper_main(void *arg)
@@ -281,7 +267,7 @@ static void *keeper_main(void *arg)
 	if (!p)
 		return NULL;
 	for (;;) {
-		long long now = now_ms(), timeout = -1;
+		long long now = monotonic_ms(), timeout = -1;
 		for (size_t i = 0; i < keeper.n; i++)
 			start_if_due(keeper.zs[i], now);
 		pthread_mutex_lock(&keeper.lock);
@@ -292,8 +278,8 @@ static void *keeper_main(void *arg)
 		for (size_t i = 0; i < keeper.n; i++) {
 			struct zygote *z = keeper.zs[i];
 			p[i + 1] = (struct pollfd){ .fd = z->pidfd, .events = POLLIN };
-			if (z->pidfd < 0 && (timeout < 0 || z->retry_at - now < timeout))
-				timeout = z->retry_at > now ? z->retry_at - now : 0;
+			if (z->pidfd < 0 && (timeout < 0 || z->retry.retry_at - now < timeout))
+				timeout = z->retry.retry_at > now ? z->retry.retry_at - now : 0;
 		}
 		if (poll(p, keeper.n + 1, (int)timeout) < 0 && errno != EINTR)
 			break;
