@@ -36,6 +36,10 @@ def _sandcell_zygote_ready(preload):
             __import__(name)
         except ImportError:
             missing.append(name)
+    # what a module builds on first use (jinja2: its lexer, the regular
+    # expressions, the compiler's modules), built once here for every child
+    if "jinja2" in sys.modules:
+        sys.modules["jinja2"].Template("{{ s }}").render(s="a")
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() > 1:
         raise RuntimeError("importing %s started a thread" % " ".join(preload))
