@@ -32,8 +32,9 @@ same sitting: p50 and CPU against bare at the same concurrency (c=64 against bar
 the 100 ms row against bare c=1), runs/s against bare sequential (c=1) and against bwrap
 (c=8; c=64 against it too; none for the rows whose rate the 100 ms pause sets). Below the
 table: sandcelld's RSS idle, and the unique memory (USS) and PSS of the sandbox processes
-(bench/procmem.py) idle (the warm pools full) and under load (sampled once a second during
-the sandcell rows, each process as last seen), per kind of process.
+(bench/procmem.py) idle (the warm pools full) and under load (sampled once a second during an
+untimed c=8 pass after each program's rows, as reading smaps would inflate the rows' CPU;
+each process as last seen), per kind of process.
 
 sandcelld runs with the test suite's configuration (tests/e2e/stack.py) but
 --max-workers (8) and --max-requests (100), so that c=64 is queued rather than refused by
@@ -59,13 +60,15 @@ from stack import Stack, is_warm  # noqa: E402
 BARE_LEVELS = (1, 8)
 BWRAP_LEVELS = (8,)
 SANDCELL_ROWS = ((1, 0), (1, 100), (8, 0), (64, 0))   # (concurrency, ms before each request)
+MEMORY_PASS_SECONDS = 3
 UID_BASE = 1800000   # below ./dev run's 1900000 and the test suite's 2000000+
 
 
 class Sampler(threading.Thread):
-    """During a sandcell row: sandcelld's largest RSS, and the sandbox processes' memory."""
+    """During a sandcell row: sandcelld's largest RSS; with memory (a dict to fill), the
+    sandbox processes' memory too, which costs CPU enough to be kept out of timed rows."""
 
-    def __init__(self, stack, memory):
+    def __init__(self, stack, memory=None):
         super().__init__(daemon=True)
         self.stack, self.memory = stack, memory
         self.rss_max = 0
@@ -76,7 +79,7 @@ class Sampler(threading.Thread):
         while not self.done.wait(0.25):
             self.rss_max = max(self.rss_max, procmem.rss_kib(self.stack.sandcelld.pid) or 0)
             n += 1
-            if n % 4 == 0:
+            if self.memory is not None and n % 4 == 0:
                 self.memory.update(procmem.sandbox_memory(
                     self.stack.cgroup_parent(), self.stack.sandcelld.pid))
 
@@ -129,10 +132,15 @@ def sandcell_rows(stack, program, args, memory):
     for c, gap in SANDCELL_ROWS:
         one_run(make_client())   # the interpreter's files in the page cache
         settle(stack, args.warm)
-        sampler = Sampler(stack, memory)
+        sampler = Sampler(stack)
         sampler.start()
         result = load.run(make_client, c, args.seconds, gap)
         rows.append(progress(Row(program, "sandcell", c, gap, result, sampler.stop())))
+    # memory under load: an untimed c=8 pass of its own (reading smaps costs CPU)
+    sampler = Sampler(stack, memory)
+    sampler.start()
+    load.run(make_client, 8, MEMORY_PASS_SECONDS)
+    sampler.stop()
     return rows
 
 
