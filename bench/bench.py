@@ -3,6 +3,7 @@
 with the bare interpreter and bubblewrap, in one sitting. `./dev bench` builds and runs it:
 
     ./dev bench [--seconds 5] [--max-workers 8] [--max-requests 100] [--warm 2] [--warm-max 8]
+                [--zygote on|off] [--network on|off] [--only SUBSTRING]
                 [--network on|off] [--only SUBSTRING]
     (or, built already: /usr/bin/python3 bench/bench.py --builddir build ...)
 
@@ -248,6 +249,8 @@ def main():
                     help="warm_sandboxes (0: every run builds its jail first) [2]")
     ap.add_argument("--warm-max", type=int, default=8,
                     help="warm_sandboxes_max, as the package's configuration sets it [8]")
+    ap.add_argument("--zygote", choices=("on", "off"), default="on",
+                    help="Python sandboxes fork from the zygote, or start cold [on]")
     ap.add_argument("--network", choices=("on", "off"), default="on",
                     help="enable_network in the requests [on, as Dify sends them]")
     ap.add_argument("--only", help="only the programs whose name contains this")
@@ -257,10 +260,11 @@ def main():
     programs = [p for p in PROGRAMS if not args.only or args.only in p.name]
 
     print("sandcell bench: %d CPUs, Linux %s; %g s per row; max_workers %d, max_requests %d, "
-          "warm_sandboxes %d..%d, enable_network %s; the shipped nginx files; load average %.1f"
+          "warm_sandboxes %d..%d, zygote %s, enable_network %s; the shipped nginx files; "
+          "load average %.1f"
           % (os.cpu_count(), os.uname().release, args.seconds, args.max_workers,
-             args.max_requests, args.warm, max(args.warm, args.warm_max), args.network,
-             os.getloadavg()[0]), flush=True)
+             args.max_requests, args.warm, max(args.warm, args.warm_max), args.zygote,
+             args.network, os.getloadavg()[0]), flush=True)
     started = time.monotonic()
     ns = netnsmod.Netns("sc-bench").create(with_gateway=True)
     try:
@@ -268,7 +272,8 @@ def main():
             stack = Stack(args.builddir, name="bench", netns="", shipped_rates=True,
                           uid_base=UID_BASE, max_workers=args.max_workers,
                           max_requests=args.max_requests, warm_sandboxes=args.warm,
-                          warm_sandboxes_max=max(args.warm, args.warm_max))
+                          warm_sandboxes_max=max(args.warm, args.warm_max),
+                          **({} if args.zygote == "on" else {"zygote_path": ""}))
             stack.start()
             try:
                 idle, loaded, rows = measure(stack, args, programs)
