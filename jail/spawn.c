@@ -185,8 +185,9 @@ static void kill_child(pid_t pid, int pidfd, struct cgroup_run *cg)
 	(void)pid;
 }
 
-/* Asks the language's zygote for the child: its pid (> 0), or 0 if the
- * zygote is not there (then the caller starts the sandbox cold). */
+/* Asks the language's zygote for the child: its pid (> 0); 0 if the zygote
+ * is not there (then the caller starts the sandbox cold); -1 if it did not
+ * answer (see zygote_fork). */
 static pid_t fork_from_zygote(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *cg,
 			      struct parent_fds *p, int *pidfd)
 {
@@ -218,6 +219,17 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 		return -1;
 	}
 	pid_t pid = plan->zygote ? fork_from_zygote(plan, uid, cg, &p, &pidfd) : 0;
+	if (pid < 0) {
+		/* a child of it may hold these channels: start cold with fresh ones
+		 * (such a child, in the cgroup, ends with the sandbox's teardown) */
+		close_all(&p);
+		if (open_channels(&p) != 0) {
+			snprintf(err, errlen, "could not set up the sandbox: pipes: %s", strerror(errno));
+			close_all(&p);
+			return -1;
+		}
+		pid = 0;
+	}
 	/* a zygote's child moved itself into its cgroups and started at once */
 	bool started = pid > 0;
 	if (pid == 0)

@@ -3,8 +3,10 @@
  * One thread (the keeper) starts every zygote and waits on their pidfds: when
  * one dies (killed, out of memory, a bug) it is reaped and started again after
  * a pause that doubles with each failure in a row (jail/backoff.h).
- * Meanwhile, and whenever a zygote does not answer, sandboxes are started
- * cold (jail/spawn.c): the same jail, only slower. The keeper is also the
+ * Meanwhile sandboxes are started cold (jail/spawn.c): the same jail, only
+ * slower. A zygote that does not answer is killed, and the sandbox it was
+ * asked for starts cold with fresh pipes: a child of the zygote may exist with
+ * the old ones, in the sandbox's cgroup, whose teardown then kills it. The keeper is also the
  * thread the zygotes' children die with (PR_SET_PDEATHSIG counts the thread
  * that made the zygote), and it lives as long as the executor.
  */
@@ -382,10 +384,9 @@ pid_t zygote_fork(struct zygote *z, uid_t uid, const int *channels, const int *p
 	pthread_mutex_lock(&z->lock);
 	pid_t pid = z->sock >= 0 ? ask(z, &req, fds, pidfd) : 0;
 	if (pid < 0) {
-		fprintf(stderr, "level=warn msg=\"zygote did not answer; starting cold\" language=\"%s\"\n",
+		fprintf(stderr, "level=warn msg=\"zygote did not answer; starting cold, restarting it\" language=\"%s\"\n",
 			z->setup.name);
 		mark_gone(z);
-		pid = 0;
 	}
 	if (pid > 0)
 		z->forks++;

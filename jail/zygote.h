@@ -40,8 +40,10 @@ void zygotes_stop(void);
 
 /* Forks a jailed child from z: channels as the request lists them, the
  * cgroup.procs files it moves itself into, the network namespace to join
- * (-1: a new empty one). Returns its pid (> 0) with *pidfd, or 0 if z is not
- * running or failed to answer (then start the sandbox cold). */
+ * (-1: a new empty one). Returns its pid (> 0) with *pidfd; 0 if z is not
+ * running or said it could not fork (then start the sandbox cold); -1 if it
+ * did not answer: a child may exist with these channels and in this cgroup,
+ * so the channels may not be used again (z is killed and restarted). */
 pid_t zygote_fork(struct zygote *z, uid_t uid, const int *channels, const int *procs, size_t n_procs,
 		  int netns_fd, int *pidfd);
 
