@@ -86,6 +86,7 @@ static const struct key_spec keys[] = {
 	{ "allow_processes", KEY_BOOL, FIELD(allow_processes), NULL, 0, 0 },
 	{ "python_path", KEY_PATH, FIELD(python_path), "PYTHON_PATH", 0, 0 },
 	{ "nodejs_path", KEY_PATH, FIELD(nodejs_path), "NODEJS_PATH", 0, 0 },
+	{ "nodejs_modules", KEY_OPT_PATH, FIELD(nodejs_modules), NULL, 0, 0 },
 	{ "http_proxy", KEY_STRING, FIELD(http_proxy), "HTTP_PROXY", 0, 0 },
 	{ "https_proxy", KEY_STRING, FIELD(https_proxy), "HTTPS_PROXY", 0, 0 },
 	{ "allowed_syscalls", KEY_SYSCALLS, 0, "ALLOWED_SYSCALLS", 0, 0 },
@@ -99,6 +100,7 @@ static const struct key_spec keys[] = {
 	{ "pasta_path", KEY_PATH, FIELD(pasta_path), NULL, 0, 0 },
 	{ "zygote_path", KEY_OPT_PATH, FIELD(zygote_path), NULL, 0, 0 },
 	{ "python_preload", KEY_MODULES, FIELD(python_preload), NULL, 0, 0 },
+	{ "check_imports", KEY_BOOL, FIELD(check_imports), NULL, 0, 0 },
 	{ "egress_pin_dir", KEY_OPT_PATH, FIELD(egress_pin_dir), NULL, 0, 0 },
 };
 
@@ -145,6 +147,7 @@ static int config_defaults(struct sandcell_config *cfg)
 	cfg->enable_network = true;
 	cfg->enable_preload = false;
 	cfg->allow_processes = false;
+	cfg->check_imports = true;
 	cfg->drain_timeout = 20;
 	if (set_default_string(&cfg->socket_path, "/run/sandcell/sandcell.sock") ||
 	    set_default_string(&cfg->python_path, "/usr/bin/python3") ||
@@ -169,6 +172,7 @@ void config_free(struct sandcell_config *cfg)
 	free(cfg->socket_group);
 	free(cfg->python_path);
 	free(cfg->nodejs_path);
+	free(cfg->nodejs_modules);
 	free(cfg->http_proxy);
 	free(cfg->https_proxy);
 	free(cfg->run_dir);
@@ -778,6 +782,7 @@ static int config_finish(struct sandcell_config *cfg, const char *filename,
 	}
 	j->python_path = cfg->python_path;
 	j->nodejs_path = cfg->nodejs_path;
+	j->nodejs_modules = cfg->nodejs_modules;
 	j->run_dir = cfg->run_dir;
 	j->cgroup_name = cfg->cgroup_name;
 	j->timeout_ms = (unsigned)(cfg->worker_timeout * 1000);

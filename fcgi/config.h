@@ -26,6 +26,7 @@ struct sandcell_config {
 	char *socket_group;     /* NULL: keep the primary group */
 	char *python_path;
 	char *nodejs_path;
+	char *nodejs_modules;
 	char *http_proxy;       /* NULL when unset */
 	char *https_proxy;
 	char *run_dir;
@@ -52,6 +53,7 @@ struct sandcell_config {
 	bool enable_network;
 	bool enable_preload;
 	bool allow_processes;
+	bool check_imports;     /* import every package once at start-up, log failures */
 
 	/* network egress (fcgi/egress_policy.c turns these into the policy) */
 	char **egress_rules;        /* the egress_rule lines, in file order */

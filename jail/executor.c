@@ -247,7 +247,8 @@ static int start_zygotes(char *err, size_t errlen)
 				continue; /* network disabled */
 			struct zygote_setup setup = {
 				.name = mode_name(ls->lang, mode), .mounts = &m->mounts,
-				.exe_fd = ex.zygote_fd, .init_fd = ex.exe_fd, .program = m->plan.executable, .envp = ls->envp,
+				.exe_fd = ex.zygote_fd, .init_fd = ex.exe_fd, .program = ls->argv[0],
+				.binary = m->plan.executable, .envp = ls->envp,
 				.limits = m->plan.limits, .n_limits = m->plan.n_limits,
 				.seccomp = m->seccomp, .preload = ex.cfg->python_preload,
 			};

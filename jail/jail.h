@@ -25,6 +25,7 @@
 struct jail_config {
 	const char *python_path;      /* interpreter for "python3" (default /usr/bin/python3) */
 	const char *nodejs_path;      /* interpreter for "nodejs" (default /usr/bin/node) */
+	const char *nodejs_modules;   /* directory on Node's module path, bound read-only (NULL: none) */
 	const char *run_dir;          /* private state directory, e.g. /run/sandcell */
 	const char *cgroup_name;      /* name of the parent cgroup of all sandboxes, e.g. "sandcell" */
 	unsigned timeout_ms;          /* wall clock per run (WORKER_TIMEOUT) */

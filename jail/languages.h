@@ -20,9 +20,17 @@ struct language {
 	/* host paths bound read-only at the same place in the jail; glob
 	 * patterns allowed; paths that do not exist are skipped */
 	const char *const *binds;
-	const char *const *env;               /* fixed environment */
+	/* environment; "@THREADS@" is replaced by the CPU share in whole cores,
+	 * "@MODULES@" by the modules directory (entries with it are left out
+	 * when there is none) */
+	const char *const *env;
 	const char *const *syscalls;          /* beyond the base allowlist */
 	bool zygote;                          /* sandboxes fork from a zygote (zygote/) */
+	/* the interpreter may be a venv's: its prefix is bound and the venv's
+	 * path is the program's name (sys.prefix comes from pyvenv.cfg) */
+	bool venv;
+	/* the operator's modules directory, bound read-only (NULL or "": none) */
+	const char *(*modules)(const struct jail_config *cfg);
 };
 
 extern const struct language *const languages[];

@@ -12,6 +12,7 @@
 #include "jail/spawn.h"
 
 #define MAX_LIMITS 8
+#define MAX_LINKS 4
 
 enum { MODE_OFFLINE, MODE_NETWORK, MODE_COUNT };
 
@@ -23,8 +24,12 @@ struct mode_state {
 
 struct lang_state {
 	const struct language *lang;
-	char **argv;
+	char **argv;                /* argv[0]: the program's name (a venv's path) */
 	char **envp;
+	char venv[4096];            /* the interpreter's venv, bound read-only ("": none) */
+	const char *modules;        /* the modules directory, bound read-only (NULL: none) */
+	char links[MAX_LINKS][4096]; /* the interpreter's links, the binary bound at each */
+	size_t n_links;
 	struct spawn_limit limits[MAX_LIMITS];
 	struct mode_state modes[MODE_COUNT];
 };

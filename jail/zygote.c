@@ -100,7 +100,7 @@ static int arrange_zygote_fds(int sock, int exe, int init)
 static _Noreturn void zygote_child(const struct zygote_setup *s, int sock)
 {
 	const char *what = "reset signals";
-	char *argv[] = { ZYGOTE_NAME, (char *)s->program, NULL };
+	char *argv[] = { ZYGOTE_NAME, (char *)s->program, (char *)s->binary, NULL };
 
 	if (enter_reset_signals() != 0)
 		report_start_failure(sock, what);

@@ -18,7 +18,8 @@ struct zygote_setup {
 	const struct mount_plan *mounts; /* its read-only root */
 	int exe_fd;                      /* O_PATH of sandcell-zygote */
 	int init_fd;                     /* O_PATH of sandcelld, the children's init */
-	const char *program;             /* the interpreter's real path */
+	const char *program;             /* the program's name: argv[0] of a cold start */
+	const char *binary;              /* the interpreter's real path */
 	char *const *envp;
 	const struct spawn_limit *limits;
 	size_t n_limits;

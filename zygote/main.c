@@ -222,7 +222,7 @@ int main(int argc, char **argv)
 {
 	char err[480] = "";
 
-	if (argc != 2 || strcmp(argv[0], ZYGOTE_NAME) != 0) {
+	if (argc != 3 || strcmp(argv[0], ZYGOTE_NAME) != 0) {
 		fprintf(stderr, "%s is started by sandcelld, not by hand\n", ZYGOTE_NAME);
 		return 2;
 	}
@@ -231,7 +231,7 @@ int main(int argc, char **argv)
 		say_ready(errno, err);
 		return 1;
 	}
-	if (read_hello(err, sizeof(err)) != 0 || python_start(argv[1], hello.preload, err, sizeof(err)) != 0) {
+	if (read_hello(err, sizeof(err)) != 0 || python_start(argv[1], argv[2], hello.preload, err, sizeof(err)) != 0) {
 		say_ready(EINVAL, err);
 		return 1;
 	}

@@ -31,16 +31,16 @@ static void exception_text(const char *step, char *err, size_t errlen)
 	PyErr_Clear();
 }
 
-/* This binary embeds one version of Python: the configured interpreter must
- * be that one (python3.11 or a venv's link to it). */
-static int check_version(const char *program, char *err, size_t errlen)
+/* This binary embeds one version of Python: the configured interpreter's
+ * binary must be that one (python3.11, whatever links lead to it). */
+static int check_version(const char *binary, char *err, size_t errlen)
 {
 	char want[32];
-	const char *base = strrchr(program, '/');
-	base = base ? base + 1 : program;
+	const char *base = strrchr(binary, '/');
+	base = base ? base + 1 : binary;
 	snprintf(want, sizeof(want), "python%d.%d", PY_MAJOR_VERSION, PY_MINOR_VERSION);
 	if (strcmp(base, want) != 0) {
-		snprintf(err, errlen, "the zygote embeds %s, the interpreter is %s", want, program);
+		snprintf(err, errlen, "the zygote embeds %s, the interpreter is %s", want, binary);
 		return -1;
 	}
 	return 0;
@@ -91,32 +91,33 @@ static PyObject *preload_names(const char *preload)
 	return names;
 }
 
-int python_start(const char *program, const char *preload, char *err, size_t errlen)
+int python_start(const char *program, const char *binary, const char *preload, char *err,
+		 size_t errlen)
 {
-	if (check_version(program, err, errlen) != 0 || initialise(program, err, errlen) != 0)
+	if (check_version(binary, err, errlen) != 0 || initialise(program, err, errlen) != 0)
 		return -1;
 	PyObject *runner = load_runner(err, errlen);
 	if (!runner)
 		return -1;
 	PyObject *names = preload_names(preload);
-	PyObject *missing = names ? PyObject_CallMethod(runner, "_sandcell_zygote_ready", "O", names) : NULL;
+	PyObject *skipped = names ? PyObject_CallMethod(runner, "_sandcell_zygote_ready", "O", names) : NULL;
 	Py_XDECREF(names);
-	run_fn = missing ? PyObject_GetAttrString(runner, "_sandcell_run") : NULL;
+	run_fn = skipped ? PyObject_GetAttrString(runner, "_sandcell_run") : NULL;
 	warm_up_fn = run_fn ? PyObject_GetAttrString(runner, "_sandcell_warm_up") : NULL;
 	if (!warm_up_fn) {
 		exception_text("preparing the zygote", err, errlen);
-		Py_XDECREF(missing);
+		Py_XDECREF(skipped);
 		return -1;
 	}
-	if (PyList_Check(missing) && PyList_Size(missing) > 0) {
-		PyObject *sep = PyUnicode_FromString(" ");
-		PyObject *joined = sep ? PyUnicode_Join(sep, missing) : NULL;
-		fprintf(stderr, "level=info msg=\"zygote: preload modules not installed\" modules=\"%s\"\n",
+	if (PyList_Check(skipped) && PyList_Size(skipped) > 0) {
+		PyObject *sep = PyUnicode_FromString(", ");
+		PyObject *joined = sep ? PyUnicode_Join(sep, skipped) : NULL;
+		fprintf(stderr, "level=info msg=\"zygote: preload modules skipped\" modules=\"%s\"\n",
 			joined ? PyUnicode_AsUTF8(joined) : "?");
 		Py_XDECREF(joined);
 		Py_XDECREF(sep);
 	}
-	Py_DECREF(missing);
+	Py_DECREF(skipped);
 	return 0;
 }
 

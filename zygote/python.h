@@ -4,10 +4,13 @@
 
 #include <stddef.h>
 
-/* Initialises Python as `program -I -B` would, runs the runner as a module,
+/* Initialises Python as `program -I -B` would (program: the name it is run
+ * by, a venv's path or the binary's; binary: the interpreter's real path,
+ * which must be the Python this zygote embeds), runs the runner as a module,
  * imports the modules named in preload (space-separated; missing ones are
  * skipped), checks that no thread was started, and freezes the heap. */
-int python_start(const char *program, const char *preload, char *err, size_t errlen);
+int python_start(const char *program, const char *binary, const char *preload, char *err,
+		 size_t errlen);
 
 /* Around each fork, as os.fork() does. */
 void python_before_fork(void);
