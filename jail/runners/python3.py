@@ -24,31 +24,33 @@ def _sandcell_prepare():
 
 
 def _sandcell_zygote_ready(preload):
-    """In the zygote: imports what it is told to (skipping what is not
-    installed), checks that nothing started a thread (a fork keeps only the
-    calling one), freezes the heap; returns the names that were missing."""
+    """In the zygote: imports what it is told to (skipping what cannot be
+    imported, for whatever reason), checks that nothing started a thread (a
+    fork keeps only the calling one), freezes the heap; returns what was
+    skipped, as "name (why)"."""
     import gc, sys
 
     _sandcell_prepare()
-    missing = []
+    skipped = []
     for name in preload:
         try:
             __import__(name)
-        except ImportError:
-            missing.append(name)
+        except BaseException as e:  # a module's own error must not stop the zygote
+            why = " ".join(str(e).split())[:200].replace('"', "'")  # goes into a log line
+            skipped.append("%s (%s%s)" % (name, type(e).__name__, ": " + why if why else ""))
+        threading = sys.modules.get("threading")
+        if threading is not None and threading.active_count() > 1:
+            raise RuntimeError("importing %s started a thread: take it out of python_preload" % name)
     # what a module builds on first use (jinja2: its lexer, the regular
     # expressions, the compiler's modules), built once here for every child
     if "jinja2" in sys.modules:
         sys.modules["jinja2"].Template("{{ s }}").render(s="a")
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() > 1:
-        raise RuntimeError("importing %s started a thread" % " ".join(preload))
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     gc.collect()
     # children then never write to these objects' pages just to scan them
     gc.freeze()
-    return missing
+    return skipped
 
 
 def _sandcell_warm_up():
