@@ -13,6 +13,7 @@
 
 #include "fcgi/admission.h"
 #include "fcgi/dependencies.h"
+#include "fcgi/import_check.h"
 #include "fcgi/log.h"
 
 #define MAX_DEPENDENCIES 10000
@@ -158,8 +159,10 @@ const char *dependencies_update(struct reply *r)
 	pthread_mutex_lock(&scan_lock);
 	outcome = rescan(r);
 	pthread_mutex_unlock(&scan_lock);
-	if (!strcmp(outcome, "ok"))
+	if (!strcmp(outcome, "ok")) {
 		reply_success_empty(r);
+		import_check_start(); /* the operator installed something: is it usable? */
+	}
 	return outcome;
 }
 

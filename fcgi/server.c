@@ -56,6 +56,7 @@
 
 #include "fcgi/admission.h"
 #include "fcgi/dependencies.h"
+#include "fcgi/import_check.h"
 #include "fcgi/log.h"
 #include "fcgi/netaddr.h"
 #include "fcgi/router.h"
@@ -423,6 +424,7 @@ static void drain_and_stop(const struct sandcell_config *cfg, int sig)
 		if (!wait_for_threads(KILL_GRACE_SECONDS))
 			log_event(LOG_LEVEL_WARN, "requests still running at exit", NULL);
 	}
+	import_check_stop();
 	executor_shutdown();
 	dependencies_clear();
 	server_unlisten(cfg);
@@ -491,6 +493,8 @@ int server_run(const struct sandcell_config *cfg)
 	}
 	log_event(LOG_LEVEL_INFO, "listening", "socket", cfg->socket_path, "listen", cfg->listen,
 		  cfg->listen ? "allow_clients" : NULL, cfg->allow_clients, NULL);
+	if (cfg->check_imports)
+		import_check_start();
 	sig = wait_for_stop_signal();
 	drain_and_stop(cfg, sig);
 	return 0;
