@@ -289,6 +289,9 @@ class Stack:
             "drain_timeout": 5,
             # the zygote of this build, not an installed one
             "zygote_path": os.path.join(self.builddir, "sandcell-zygote"),
+            # the import check at start-up takes a worker for seconds; the tests of
+            # test_packages.py turn it on
+            "check_imports": False,
         }
         if "uid_base" not in config and self._slots_for(config) > 32:
             raise ValueError("more than 32 sandbox slots would overlap another stack's uids")
