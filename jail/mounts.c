@@ -286,6 +286,19 @@ int mount_fresh_parts(const char *tmp_options, const char **what)
 	return mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, tmp_options);
 }
 
+int mount_scratch_tmp(const char **what)
+{
+	*what = "the zygote's /tmp";
+	return mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		     "size=16m,nr_inodes=1024,mode=0700");
+}
+
+int mount_detach_scratch_tmp(const char **what)
+{
+	*what = "detach the zygote's /tmp";
+	return umount2("/tmp", MNT_DETACH);
+}
+
 static int pivot_into(const struct mount_plan *plan, const char **what)
 {
 	*what = "pivot_root";

@@ -53,4 +53,11 @@ int mount_plan_apply(const struct mount_plan *plan, const char **what);
 int mount_plan_apply_root(const struct mount_plan *plan, const char **what);
 int mount_fresh_parts(const char *tmp_options, const char **what);
 
+/* The zygote's own small /tmp, after the root: modules that want a temporary
+ * directory while they are imported (matplotlib's font cache) can then be
+ * preloaded. Its children detach it (mount_detach_scratch_tmp) before they
+ * mount their own: no sandbox sees what the zygote wrote. */
+int mount_scratch_tmp(const char **what);
+int mount_detach_scratch_tmp(const char **what);
+
 #endif

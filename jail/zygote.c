@@ -108,7 +108,7 @@ static _Noreturn void zygote_child(const struct zygote_setup *s, int sock)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
 		report_start_failure(sock, "set the parent-death signal");
 	umask(022);
-	if (mount_plan_apply_root(s->mounts, &what) != 0)
+	if (mount_plan_apply_root(s->mounts, &what) != 0 || mount_scratch_tmp(&what) != 0)
 		report_start_failure(sock, what);
 	if (arrange_zygote_fds(sock, s->exe_fd, s->init_fd) != 0)
 		report_start_failure(sock, "arrange descriptors");

@@ -162,7 +162,7 @@ static int init_main(void *arg)
 	if (c->req->has_netns && setns(procs[c->req->n_procs], CLONE_NEWNET) != 0)
 		enter_fail(f.error, what);
 	umask(022);
-	if (mount_fresh_parts(hello.tmp_options, &what) != 0)
+	if (mount_detach_scratch_tmp(&what) != 0 || mount_fresh_parts(hello.tmp_options, &what) != 0)
 		enter_fail(f.error, what);
 	if (sethostname(JAIL_HOSTNAME, strlen(JAIL_HOSTNAME)) != 0)
 		enter_fail(f.error, "sethostname");
