@@ -335,6 +335,25 @@ def test_a_preload_module_that_raises_is_logged_and_skipped(make_stack, opt):
         time.sleep(0.2)
 
 
+def test_data_libraries_preload_in_the_zygote_and_its_scratch_stays_its_own(make_stack):
+    """matplotlib writes its font cache while it is imported: the zygote has a
+    /tmp of its own for that, which no sandbox it forks can see."""
+    s = make_stack(enable_network=False, max_workers=1, warm_sandboxes=1,
+                   python_preload="json numpy pandas matplotlib.pyplot")
+    code = ("import os, sys\nloaded = [m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot')]\n"
+            "tmp = sorted(os.listdir('/tmp'))\n" + PROGRAMS["matplotlib"][0] +
+            "print(loaded, tmp)\n")
+    deadline = time.monotonic() + BOUND
+    while True:
+        out = run_ok(s, "python3", code)["stdout"].split("\n")
+        if out[1] == "[True, True, True] []" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)  # the zygote is still starting: that run started cold
+    assert out[1] == "[True, True, True] []", (out[1], s.log())
+    check_output("matplotlib", out[0])
+    assert "preload modules skipped" not in s.log(100000)
+
+
 @pytest.mark.parametrize("key", ["python_path", "nodejs_modules"])
 def test_an_operator_directory_under_tmp_is_refused_with_a_clear_error(tmp_path, key):
     os.chmod(tmp_path, 0o755)
