@@ -8,6 +8,14 @@ root=$1 guest=$2
 echo 'sandcell-guest' > "$root/etc/hostname"
 printf '127.0.1.1\tsandcell-guest\n' >> "$root/etc/hosts"
 echo '/dev/vda / ext4 rw,errors=remount-ro 0 1' > "$root/etc/fstab"
+# Debian's data libraries, downloaded with what they need but not installed: the test installs
+# them in the guest as an operator would (guest-checks.py: data_packages). Before the
+# resolver goes: apt fetches them now, through this machine's network.
+debs=/var/local/sandcell-test-debs
+mkdir -p "$root$debs/partial"
+chroot "$root" apt-get install -y -q --download-only --no-install-recommends \
+	-o Dir::Cache::archives="$debs/" python3-numpy python3-pandas python3-matplotlib >/dev/null
+rm -rf "$root$debs/partial" "$root$debs/lock"
 # not this machine's resolver (mmdebstrap copied it in): a documentation address, unreachable
 echo 'nameserver 198.51.100.53' > "$root/etc/resolv.conf"
 # the guest has no network: nothing may wait for it or fetch anything at boot
