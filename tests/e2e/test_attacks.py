@@ -497,6 +497,31 @@ def test_node_cannot_load_native_code_from_tmp(stack):
     assert data["stdout"] == "refused\n", data
 
 
+# ---- setuid programs among the host's software ------------------------------------------------
+
+# The jail shows /usr/lib, where packages put setuid-root helpers (ssh-keysign, dbus's launch
+# helper). A setuid-root copy of `id` placed there plays one: run from the jail, it must run
+# as the sandbox's uid (the binds are nosuid; no_new_privs holds besides).
+SUID_EXEC = r"""
+import os, sys
+print(os.getuid(), flush=True)
+os.execv(%r, ["id", "-u"])
+"""
+
+
+def test_a_setuid_root_program_under_usr_lib_runs_as_the_sandbox(stack):
+    path = "/usr/lib/sandcell-e2e-suid-id-%d" % os.getpid()
+    with open("/usr/bin/id", "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(path, 0o4755)
+    try:
+        data = run_ok(stack, "python3", SUID_EXEC % path)
+    finally:
+        os.unlink(path)
+    uid, effective = data["stdout"].split()
+    assert int(uid) != 0 and effective == uid, data
+
+
 # ---- what /proc and ioctl tell about the host ----------------------------------------------
 
 PROC_PY = """
