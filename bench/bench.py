@@ -4,11 +4,14 @@ with the bare interpreter and bubblewrap, in one sitting. `./dev bench` builds a
 
     ./dev bench [--seconds 5] [--max-workers 8] [--max-requests 100] [--warm 2] [--warm-max 8]
                 [--zygote on|off] [--network on|off] [--only SUBSTRING]
-                [--network on|off] [--only SUBSTRING]
+                [--data] [--preload "MODULES"]
     (or, built already: /usr/bin/python3 bench/bench.py --builddir build ...)
 
 What runs (bench/programs.py): python3 `print(1)`, Dify's python3 runner template with
-json/base64, a Dify jinja2 template, python3 `import requests`, nodejs `console.log(1)`.
+json/base64, a Dify jinja2 template, python3 `import requests`, nodejs `console.log(1)`;
+with --data also `import numpy`, `import pandas` and a Dify code node drawing a chart with
+numpy, pandas and matplotlib (Debian's packages; --preload sets the zygote's python_preload,
+e.g. "json base64 jinja2 requests httpx numpy pandas matplotlib.pyplot").
 For each program, one row each of:
   bare      c client threads each spawning `python3 -I -c PROGRAM` / `node -e PROGRAM`
             (fork + exec + wait) back to back, c = 1 and 8
@@ -254,10 +257,14 @@ def main():
     ap.add_argument("--network", choices=("on", "off"), default="on",
                     help="enable_network in the requests [on, as Dify sends them]")
     ap.add_argument("--only", help="only the programs whose name contains this")
+    ap.add_argument("--data", action="store_true",
+                    help="also the programs that use Debian's numpy, pandas and matplotlib")
+    ap.add_argument("--preload", help="python_preload for the zygote [sandcelld's default]")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py needs root (nginx master, sandcelld jails, a network namespace)")
-    programs = [p for p in PROGRAMS if not args.only or args.only in p.name]
+    programs = [p for p in PROGRAMS if (not args.only or args.only in p.name) and
+                (args.data or not p.data)]
 
     print("sandcell bench: %d CPUs, Linux %s; %g s per row; max_workers %d, max_requests %d, "
           "warm_sandboxes %d..%d, zygote %s, enable_network %s; the shipped nginx files; "
@@ -273,7 +280,8 @@ def main():
                           uid_base=UID_BASE, max_workers=args.max_workers,
                           max_requests=args.max_requests, warm_sandboxes=args.warm,
                           warm_sandboxes_max=max(args.warm, args.warm_max),
-                          **({} if args.zygote == "on" else {"zygote_path": ""}))
+                          **({} if args.zygote == "on" else {"zygote_path": ""}),
+                          **({} if args.preload is None else {"python_preload": args.preload}))
             stack.start()
             try:
                 idle, loaded, rows = measure(stack, args, programs)
