@@ -557,14 +557,13 @@ class Stack:
                 procs = _read(os.path.join(cg, "cgroup.procs")).split()
                 if procs:
                     problems.append("cgroup %s still holds pids %s" % (cg, " ".join(procs)))
-        now = mount_table()
-        for mid, desc in now.items():
-            if mid in self._baseline["mounts"]:
-                continue
-            # another engineer's `ip netns add` is not ours
-            if desc.startswith("/run/netns/") or desc.split()[1] == "nsfs":
-                continue
-            problems.append("new mount on the host: %s" % desc)
+        # mounts of this stack's making only: every jail's root is built under run_dir (in
+        # the jail's own mount namespace; one that leaked would show there), the rest of the
+        # stack lives in its prefix; what other programs on a busy host mount is not ours
+        ours = tuple(os.path.join(d, "") for d in (self.prefix, self.run_dir))
+        for mid, desc in mount_table().items():
+            if mid not in self._baseline["mounts"] and (desc.split()[0] + "/").startswith(ours):
+                problems.append("new mount on the host: %s" % desc)
         for root, dirs, names in os.walk(self.run_dir):
             for n in dirs + names:
                 p = os.path.join(root, n)

@@ -3,6 +3,8 @@ every "nothing is left" assertion of the suite pass vacuously."""
 
 import os
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -63,4 +65,26 @@ def test_leftovers_sees_a_file_in_run_dir(stack):
         assert any("stray" in p for p in stack.leftovers()), stack.leftovers()
     finally:
         os.unlink(path)
+    assert_clean(stack)
+
+
+def _with_tmpfs_at(path, fn):
+    os.makedirs(path)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "sandcell-e2e", path], check=True)
+    try:
+        return fn()
+    finally:
+        subprocess.run(["umount", path], check=True)
+        os.rmdir(path)
+
+
+def test_leftovers_sees_a_mount_of_its_own_and_not_another_programs(stack):
+    ours = _with_tmpfs_at(os.path.join(stack.run_dir, "root-stray"), stack.leftovers)
+    assert any(p.startswith("new mount") and "root-stray" in p for p in ours), ours
+    elsewhere = tempfile.mkdtemp(prefix="sandcell-e2e-other-")
+    try:
+        theirs = _with_tmpfs_at(os.path.join(elsewhere, "m"), stack.leftovers)
+    finally:
+        os.rmdir(elsewhere)
+    assert not any(p.startswith("new mount") for p in theirs), theirs
     assert_clean(stack)
