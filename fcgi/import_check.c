@@ -10,7 +10,9 @@
  * the interpreter is logged as such, and the check stops there.
  *
  * The runs go through admission like requests (they wait for a free worker)
- * and are not counted in the request metrics. */
+ * and are not counted in the request metrics. A check begins only once no
+ * request has been in flight for IDLE_MS (at most MAX_WAIT_MS after it was
+ * asked for): after a restart the backlog comes first. */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
@@ -20,14 +22,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fcgi/admission.h"
 #include "fcgi/import_check.h"
 #include "fcgi/log.h"
+#include "jail/backoff.h"
 #include "jail/jail.h"
 #include "jail/languages.h"
 
 #define MAX_RECHECKS 32 /* at most so many modules are imported again alone */
+#define IDLE_MS 2000
+#define MAX_WAIT_MS (5 * 60 * 1000)
 #define MAX_NAME 128
 
 /* Our script, never user input. With _only set, it imports that one module. */
@@ -233,10 +239,30 @@ static void check_all(void)
 	free(st);
 }
 
+/* True once no request has been in flight for IDLE_MS, or MAX_WAIT_MS have
+ * passed; false if sandcelld is stopping. */
+static bool wait_for_idle(void)
+{
+	long long start = monotonic_ms(), idle_since = start;
+	while (!stopping) {
+		unsigned in_flight, waiting, running;
+		long long now = monotonic_ms();
+		admission_snapshot(&in_flight, &waiting, &running);
+		if (in_flight)
+			idle_since = now;
+		if (now - idle_since >= IDLE_MS || now - start >= MAX_WAIT_MS)
+			return true;
+		struct timespec pause = { 0, 100 * 1000 * 1000 };
+		nanosleep(&pause, NULL);
+	}
+	return false;
+}
+
 static void *check_thread(void *arg)
 {
 	(void)arg;
-	check_all();
+	if (wait_for_idle())
+		check_all();
 	return NULL;
 }
 
