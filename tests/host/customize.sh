@@ -10,11 +10,14 @@ printf '127.0.1.1\tsandcell-guest\n' >> "$root/etc/hosts"
 echo '/dev/vda / ext4 rw,errors=remount-ro 0 1' > "$root/etc/fstab"
 # Debian's data libraries, downloaded with what they need but not installed: the test installs
 # them in the guest as an operator would (guest-checks.py: data_packages). Before the
-# resolver goes: apt fetches them now, through this machine's network.
+# resolver goes: apt fetches them now, through this machine's network. python3-munkres
+# satisfies fonttools' "python3-scipy | python3-munkres" (scipy would bring pythran and a
+# compiler: minutes of installing under TCG, nothing that matters here).
 debs=/var/local/sandcell-test-debs
 mkdir -p "$root$debs/partial"
 chroot "$root" apt-get install -y -q --download-only --no-install-recommends \
-	-o Dir::Cache::archives="$debs/" python3-numpy python3-pandas python3-matplotlib >/dev/null
+	-o Dir::Cache::archives="$debs/" python3-numpy python3-pandas python3-matplotlib \
+	python3-munkres >/dev/null
 rm -rf "$root$debs/partial" "$root$debs/lock"
 # not this machine's resolver (mmdebstrap copied it in): a documentation address, unreachable
 echo 'nameserver 198.51.100.53' > "$root/etc/resolv.conf"
