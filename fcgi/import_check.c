@@ -76,6 +76,7 @@ struct check_state {
 	bool pending;                /* a "try" without its answer */
 };
 
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* thread, thread_started */
 static pthread_t thread;
 static bool thread_started;
 static volatile int stopping;
@@ -268,19 +269,24 @@ static void *check_thread(void *arg)
 
 void import_check_start(void)
 {
-	if (thread_started && pthread_tryjoin_np(thread, NULL) != 0)
-		return; /* still running: it sees what is installed by now anyway */
-	stopping = 0;
-	thread_started = pthread_create(&thread, NULL, check_thread, NULL) == 0;
-	if (!thread_started)
-		log_event(LOG_LEVEL_WARN, "import check: cannot start its thread", NULL);
+	pthread_mutex_lock(&lock);
+	/* one still running sees what is installed by now anyway */
+	if (!thread_started || pthread_tryjoin_np(thread, NULL) == 0) {
+		stopping = 0;
+		thread_started = pthread_create(&thread, NULL, check_thread, NULL) == 0;
+		if (!thread_started)
+			log_event(LOG_LEVEL_WARN, "import check: cannot start its thread", NULL);
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 void import_check_stop(void)
 {
-	if (!thread_started)
-		return;
-	stopping = 1;
-	pthread_join(thread, NULL);
-	thread_started = false;
+	pthread_mutex_lock(&lock);
+	if (thread_started) {
+		stopping = 1;
+		pthread_join(thread, NULL);
+		thread_started = false;
+	}
+	pthread_mutex_unlock(&lock);
 }
