@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -297,6 +298,31 @@ static void check_interpreters(const struct sandcell_config *cfg)
 	}
 }
 
+/* Not required: without a zygote Python sandboxes start cold, equally jailed. */
+static void check_zygote(const struct sandcell_config *cfg)
+{
+	const char *what = "python3 zygote";
+	char real[PATH_MAX];
+
+	if (!cfg->zygote_path || !*cfg->zygote_path) {
+		finding(true, false, what, "off (zygote_path is empty): Python sandboxes start cold");
+		return;
+	}
+	if (access(cfg->zygote_path, X_OK) != 0) {
+		finding(false, false, what, "%s: %s: Python sandboxes start cold", cfg->zygote_path,
+			strerror(errno));
+		return;
+	}
+	const char *base = realpath(cfg->python_path, real) ? strrchr(real, '/') + 1 : "(not found)";
+	if (strcmp(base, ZYGOTE_PYTHON) != 0) {
+		finding(false, false, what, "%s embeds %s, python_path is %s: Python sandboxes start cold",
+			cfg->zygote_path, ZYGOTE_PYTHON, base);
+		return;
+	}
+	finding(true, false, what, "%s (%s): Python sandboxes fork from it", cfg->zygote_path,
+		ZYGOTE_PYTHON);
+}
+
 /* Not required: without it sandcelld still serves runs without network and
  * refuses (never runs open) those that ask for it. */
 static void check_egress(const struct sandcell_config *cfg)
@@ -373,6 +399,7 @@ int cli_check(struct sandcell_config *cfg, const char *config_path)
 	check_seccomp();
 	check_namespaces();
 	check_interpreters(cfg);
+	check_zygote(cfg);
 	check_egress(cfg);
 	check_private_netns(cfg);
 	check_executor(cfg);

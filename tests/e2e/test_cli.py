@@ -135,6 +135,25 @@ def test_check_reports_the_host(cli_conf):
     assert_nothing_left(cli_conf)
 
 
+@pytest.mark.parametrize("extra,want", [
+    ("zygote_path = %(zygote)s\n", r"ok +%(zygote)s \(python3\.11\): Python sandboxes fork from it"),
+    ("zygote_path = %(zygote)s\npython_path = /usr/bin/node\n",
+     r"no +%(zygote)s embeds python3\.11, python_path is node: Python sandboxes start cold"),
+    ("zygote_path = /nonexistent/z\n", r"no +/nonexistent/z: No such file or directory"),
+    ("zygote_path =\n", r"ok +off \(zygote_path is empty\)"),
+])
+def test_check_reports_the_zygote(cli_conf, extra, want):
+    zygote = os.path.join(builddir(), "sandcell-zygote")
+    conf = dict(cli_conf, path=os.path.join(cli_conf["dir"], "zygote.conf"))
+    with open(cli_conf["path"]) as base, open(conf["path"], "w") as f:
+        f.write(base.read() + extra % {"zygote": zygote})
+    r = sandcell(conf, "check")
+    out = r.stdout.decode()
+    line = [l for l in out.splitlines() if l.startswith("python3 zygote")]
+    assert line and re.match(r"python3 zygote +" + want % {"zygote": re.escape(zygote)}, line[0]), \
+        out + r.stderr.decode()
+
+
 def test_does_not_disturb_a_running_daemon(stack, tmp_path):
     """The CLI with the daemon's own run_dir and cgroup_name: both keep working."""
     conf = tmp_path / "same.conf"
