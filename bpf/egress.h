@@ -158,6 +158,7 @@ int egress_own_cgroup(char *buf, size_t len);
  * A rule with several port ranges becomes several struct egress_rule, in
  * order: out has room for max rules. Host bits beyond LEN must be zero.
  * Returns the number of rules written, or -1 with a message in err. */
+#define EGRESS_RULE_BLANKS " \t\r\n"  /* what separates the words of a rule */
 int egress_parse_rule(const char *text, struct egress_rule *out, size_t max, char *err,
 		      size_t errlen);
 

@@ -173,7 +173,8 @@ int egress_parse_rule(const char *text, struct egress_rule *out, size_t max, cha
 		return -1;
 	}
 	strcpy(buf, text);
-	for (char *t = strtok_r(buf, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
+	for (char *t = strtok_r(buf, EGRESS_RULE_BLANKS, &save); t;
+	     t = strtok_r(NULL, EGRESS_RULE_BLANKS, &save)) {
 		if (ntok == 4) {
 			set_err(err, errlen, "unexpected text after the ports: %s", t);
 			return -1;

@@ -137,8 +137,10 @@ static int parse_line(const char *text, struct line *l, char *msg, size_t msglen
 		return -1;
 	}
 	strcpy(buf, text);
-	tok[0] = strtok_r(buf, " \t", &save);
-	tok[1] = tok[0] ? strtok_r(NULL, " \t", &save) : NULL;
+	/* the words egress_parse_rule() sees: with blanks of its own here, a '\r' was a
+	 * separator in one place of a rule and part of a word in another */
+	tok[0] = strtok_r(buf, EGRESS_RULE_BLANKS, &save);
+	tok[1] = tok[0] ? strtok_r(NULL, EGRESS_RULE_BLANKS, &save) : NULL;
 	if (!tok[1] || !is_host_name(tok[1]))
 	{
 		int n = egress_parse_rule(text, l->rules, MAX_RANGES, msg, msglen);
@@ -148,7 +150,8 @@ static int parse_line(const char *text, struct line *l, char *msg, size_t msglen
 		return 0;
 	}
 	snprintf(l->host, sizeof(l->host), "%s", tok[1]);
-	for (char *t = strtok_r(NULL, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+	for (char *t = strtok_r(NULL, EGRESS_RULE_BLANKS, &save); t;
+	     t = strtok_r(NULL, EGRESS_RULE_BLANKS, &save)) {
 		strncat(rest, " ", sizeof(rest) - strlen(rest) - 1);
 		strncat(rest, t, sizeof(rest) - strlen(rest) - 1);
 	}

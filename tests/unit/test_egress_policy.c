@@ -100,6 +100,21 @@ static void host_names_and_addresses(void **state)
 	assert_non_null(egress_policy_check_line("allow a.example tcp 80 extra", msg, sizeof(msg)));
 }
 
+/* Found by tests/fuzz (corpus/egress_rule/crash-2f8b4db2...): the check split a rule's
+ * words at blanks and tabs only, the rule parser at '\r' too, so "\r\tdeny ::5" took "deny"
+ * for a host name and was refused while "deny\r::5" was accepted. */
+static void rule_words_split_as_the_parser_splits(void **state)
+{
+	char msg[256];
+
+	(void)state;
+	assert_null(egress_policy_check_line("\r\tdeny ::5", msg, sizeof(msg)));
+	assert_null(egress_policy_check_line("deny\r::5", msg, sizeof(msg)));
+	assert_null(egress_policy_check_line("allow\rapi.example.com\rtcp 443", msg, sizeof(msg)));
+	assert_non_null(egress_policy_check_line("allow\rapi.example.com\rtcp 443\rx", msg,
+						 sizeof(msg)));
+}
+
 /* ---- DNS messages ------------------------------------------------------------ */
 
 static size_t put_answer(uint8_t *m, size_t pos, uint16_t type, uint32_t ttl, const void *rd,
@@ -231,6 +246,7 @@ int main(void)
 		cmocka_unit_test(bad_egress_values_are_refused),
 		cmocka_unit_test(proxy_only_with_a_proxy_loads),
 		cmocka_unit_test(host_names_and_addresses),
+		cmocka_unit_test(rule_words_split_as_the_parser_splits),
 		cmocka_unit_test(dns_answer_parsed),
 		cmocka_unit_test(dns_malformed_refused),
 		cmocka_unit_test(nxdomain_is_an_answer),
