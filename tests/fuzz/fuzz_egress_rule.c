@@ -10,12 +10,14 @@
  * Checked: a rule that parses formats to text that parses back to the same
  * rule; every rule has a prefix length of at most 128, no address bits
  * beyond it, and port_lo <= port_hi; the check of the line agrees with the
- * parser on address rules; failures carry a message.
+ * parser on address rules; failures carry a message; a listen address
+ * formats and parses back to itself; a network admits its own address.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
 #include "bpf/egress.h"
 #include "fcgi/egress_policy.h"
@@ -68,6 +70,25 @@ static void fuzz_rules(const char *text)
 		fail("a rule that parses is refused by the check", text);
 }
 
+/* A network admits its own first address, whichever family it is written in. */
+static void check_net(const struct net_prefix *net, const char *text)
+{
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in s4 = { .sin_family = AF_INET };
+
+	if (net->prefixlen > 128)
+		fail("a network with a prefix beyond 128", text);
+	memcpy(&s6.sin6_addr, net->addr, 16);
+	if (!netaddr_allowed((struct sockaddr *)&s6, sizeof(s6), net, 1))
+		fail("a network does not admit its own address", text);
+	if (net->prefixlen >= 96 && !memcmp(net->addr, v4_mapped, sizeof(v4_mapped))) {
+		memcpy(&s4.sin_addr, net->addr + 12, 4);
+		if (!netaddr_allowed((struct sockaddr *)&s4, sizeof(s4), net, 1))
+			fail("an IPv4 network does not admit its own IPv4 address", text);
+	}
+}
+
 static void fuzz_netaddr(const char *text)
 {
 	struct sockaddr_storage sa;
@@ -77,17 +98,21 @@ static void fuzz_netaddr(const char *text)
 	char msg[256], buf[128];
 
 	if (!netaddr_parse_listen(text, &sa, &len)) {
+		struct sockaddr_storage again;
+		socklen_t again_len = 0;
+
 		if (len == 0 || len > sizeof(sa))
 			fail("a listen address without a length", text);
 		netaddr_format((struct sockaddr *)&sa, len, buf, sizeof(buf));
-		netaddr_allowed((struct sockaddr *)&sa, len, nets, 0);
+		if (netaddr_parse_listen(buf, &again, &again_len) || again_len != len ||
+		    memcmp(&again, &sa, len))
+			fail("a formatted listen address does not parse back to itself", buf);
 	}
 	if (!netaddr_parse_nets(text, nets, NETADDR_MAX_NETS, &n, msg, sizeof(msg))) {
 		if (n > NETADDR_MAX_NETS)
 			fail("more networks than room", text);
 		for (size_t i = 0; i < n; i++)
-			if (nets[i].prefixlen > 128)
-				fail("a network with a prefix beyond 128", text);
+			check_net(&nets[i], text);
 	}
 }
 
