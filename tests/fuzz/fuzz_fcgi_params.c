@@ -10,16 +10,19 @@
  * (the body handed out in record-sized pieces, the answer collected). The
  * executor is tests/fuzz/jail_stub.c: a run echoes its code as stdout.
  *
- * Input: "NAME=value" lines up to the first empty line, then the body. A
- * pseudo-parameter FUZZ_RUN="fail exit_code signal hits" scripts the run
- * (router.c ignores parameters it does not know). For the dependency
- * endpoints the body doubles as the scan's listing ("name<TAB>version").
+ * Input: "NAME=value" lines up to the first empty line, then the body.
+ * Pseudo-parameters (router.c ignores parameters it does not know):
+ * FUZZ_RUN="fail exit_code signal hits" scripts the run; FUZZ_OFFLINE (any
+ * value) serves the request with network and preload off. For the
+ * dependency endpoints the body doubles as the scan's listing
+ * ("name<TAB>version").
  *
  * Checked on every answer: a CGI head ("Status: NNN ...\r\n ... \r\n\r\n")
  * whose Content-Length is the body's; a JSON body that yajl parses and that
  * is valid UTF-8; never the out-of-memory fallback (memory does not run out
  * here, so it would mean the reply could not be generated); a run's answer
- * within the output bound of fcgi/reply_bound.c.
+ * within the output bound of fcgi/reply_bound.c; no run (code or scan)
+ * without the right HTTP_X_API_KEY; an empty 401.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -43,17 +46,17 @@
 #define STR(x) STR_(x)
 #define STR_(x) #x
 
-/* Network on, preload on, small body limit: every branch of the run handler
- * is reachable with inputs of a few kilobytes. */
-static const char config_text[] =
-	"api_key = fuzz-key\n"
-	"socket = /nonexistent/sandcell.sock\n"
-	"max_body_size = 2k\n"
-	"output_limit = " STR(OUTPUT_LIMIT) "\n"
-	"enable_network = true\n"
-	"enable_preload = true\n";
+/* A small body limit and output limit: every branch of the run handler is
+ * reachable with inputs of a few kilobytes. */
+#define CONFIG_TEXT(network) \
+	"api_key = fuzz-key\n" \
+	"socket = /nonexistent/sandcell.sock\n" \
+	"max_body_size = 2k\n" \
+	"output_limit = " STR(OUTPUT_LIMIT) "\n" \
+	"enable_network = " network "\n" \
+	"enable_preload = " network "\n"
 
-static struct sandcell_config config;
+static struct sandcell_config online, offline;
 
 struct body_source {
 	unsigned char *pos, *end;
@@ -176,7 +179,7 @@ static void check_json(const char *body, size_t len)
 	free(text);
 }
 
-static void check_answer(const struct sink *s)
+static void check_answer(const struct sink *s, bool key_given)
 {
 	const char *end = find(s->buf, s->len, "\r\n\r\n"), *cl;
 	unsigned long long declared;
@@ -198,6 +201,14 @@ static void check_answer(const struct sink *s)
 		fprintf(stderr, "fuzz_fcgi_params: the out-of-memory fallback was sent\n");
 		abort();
 	}
+	if (!key_given && jail_stub_runs() > 0) {
+		fprintf(stderr, "fuzz_fcgi_params: a run without the key\n");
+		abort();
+	}
+	if (!memcmp(s->buf, "Status: 401", 11) && body_len != 0) {
+		fprintf(stderr, "fuzz_fcgi_params: a 401 with a body\n");
+		abort();
+	}
 	if (find(s->buf, head_len, "Content-Type: application/json"))
 		check_json(s->buf + head_len, body_len);
 	/* the envelope, the exit line and the markers take under 1 KiB */
@@ -208,18 +219,23 @@ static void check_answer(const struct sink *s)
 	}
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void load_config(struct sandcell_config *cfg, const char *text)
 {
 	char err[512];
 
-	(void)argc;
-	(void)argv;
-	if (config_from_text(&config, config_text, sizeof(config_text) - 1, "fuzz.conf", NULL, NULL,
-			     err, sizeof(err)) != 0) {
+	if (config_from_text(cfg, text, strlen(text), "fuzz.conf", NULL, NULL, err,
+			     sizeof(err)) != 0) {
 		fprintf(stderr, "fuzz_fcgi_params: %s\n", err);
 		abort();
 	}
-	router_init(&config);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	load_config(&online, CONFIG_TEXT("true"));
+	load_config(&offline, CONFIG_TEXT("false"));
 	admission_init(2, 1, 1);
 	/* every line is still built (and so fuzzed), none written: above every level */
 	log_set_min_level(LOG_LEVEL_ERROR + 1);
@@ -248,10 +264,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	out.wrNext = sink->chunk;
 	out.stop = sink->chunk + sizeof(sink->chunk);
 	script_run(envp, body_copy, body_len);
+	router_init(FCGX_GetParam("FUZZ_OFFLINE", envp) ? &offline : &online);
+
+	const char *key = FCGX_GetParam("HTTP_X_API_KEY", envp);
+	bool key_given = key && !strcmp(key, online.api_key);
 
 	router_handle(&req);
 	empty_output(&out, 1);
-	check_answer(sink);
+	check_answer(sink, key_given);
 
 	dependencies_clear(); /* the scan's cache would carry over to the next input */
 	free(sink->buf);

@@ -19,7 +19,11 @@ struct jail_stub_script {
 	size_t listing_len;
 };
 
-/* What the next runs do; a zeroed script runs clean (exit 0, no hit). */
+/* What the next runs do; a zeroed script runs clean (exit 0, no hit).
+ * Also sets the count of runs back to 0. */
 void jail_stub_set(const struct jail_stub_script *script);
+
+/* How many times jail_run() was called since jail_stub_set(). */
+unsigned jail_stub_runs(void);
 
 #endif
