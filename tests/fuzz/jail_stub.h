@@ -3,7 +3,8 @@
  * behind them. A run "echoes": its stdout is the code (or, for the
  * dependency scan, the listing the harness set), its stderr the preload,
  * and its exit status, signal, hits and failure are what the harness
- * scripted for the current input. */
+ * scripted for the current input. The background import check
+ * (import_check_start) does nothing. */
 #ifndef SANDCELL_TESTS_FUZZ_JAIL_STUB_H
 #define SANDCELL_TESTS_FUZZ_JAIL_STUB_H
 
