@@ -16,8 +16,10 @@ REFUSALS = {
     503: {"code": -503, "message": "Too many requests", "data": None},
 }
 
-# bubblewrap as a user would script it around the same command (PLATFORM.md)
+# bubblewrap as a user would script it around the same command (PLATFORM.md); Debian's
+# alternatives links too, which numpy's libblas.so.3 goes through
 BWRAP = ["/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
+         "--ro-bind", "/etc/alternatives", "/etc/alternatives",
          "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
          "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
          "--tmpfs", "/tmp", "--uid", "65534", "--gid", "65534", "--"]
