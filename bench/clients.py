@@ -17,9 +17,10 @@ REFUSALS = {
 }
 
 # bubblewrap as a user would script it around the same command (PLATFORM.md); Debian's
-# alternatives links too, which numpy's libblas.so.3 goes through
+# alternatives links too, which numpy's libblas.so.3 goes through, and matplotlibrc
 BWRAP = ["/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
          "--ro-bind", "/etc/alternatives", "/etc/alternatives",
+         "--ro-bind-try", "/etc/matplotlibrc", "/etc/matplotlibrc",
          "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
          "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
          "--tmpfs", "/tmp", "--uid", "65534", "--gid", "65534", "--"]
