@@ -23,7 +23,7 @@ BWRAP = ["/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
          "--ro-bind-try", "/etc/matplotlibrc", "/etc/matplotlibrc",
          "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
          "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
-         "--tmpfs", "/tmp", "--uid", "65534", "--gid", "65534", "--"]
+         "--tmpfs", "/tmp", "--setenv", "HOME", "/tmp", "--uid", "65534", "--gid", "65534", "--"]
 
 
 def have_bwrap():
