@@ -203,25 +203,31 @@ def make_venv(path, *, system):
     return path
 
 
-@pytest.fixture(scope="module")
-def opt():
-    root = "/opt/sandcell-e2e-%d" % os.getpid()
-    os.makedirs(root)
-    os.chmod(root, 0o755)
+def make_opt(root):
     venvs = {"own": make_venv(os.path.join(root, "venv-own"), system=False),
              "system": make_venv(os.path.join(root, "venv-system"), system=True)}
     sample = make_wheel(root, "samplepkg", "1.2.3", "VALUE = 42\n")
     # a package the jail breaks the way real ones break: a library it needs is not there
     broken = make_wheel(root, "brokenpkg", "0.1",
-                          "import ctypes\nctypes.CDLL('libsandcell-e2e-missing.so.1')\n")
+                        "import ctypes\nctypes.CDLL('libsandcell-e2e-missing.so.1')\n")
     # a module whose import raises something else than ImportError
     bomb = make_wheel(root, "preloadbomb", "0.1", "raise RuntimeError('not in a zygote')\n")
     for venv in venvs.values():
         pip_install(venv, sample)
     for pkg in (broken, bomb):
         pip_install(venvs["system"], pkg)
-    yield {"root": root, "venvs": venvs, "later": make_wheel(root, "laterpkg", "2.0", "")}
-    shutil.rmtree(root, ignore_errors=True)
+    return {"root": root, "venvs": venvs, "later": make_wheel(root, "laterpkg", "2.0", "")}
+
+
+@pytest.fixture(scope="module")
+def opt():
+    root = "/opt/sandcell-e2e-%d" % os.getpid()
+    os.makedirs(root)
+    os.chmod(root, 0o755)
+    try:  # removed also when making it fails
+        yield make_opt(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def venv_python(venv):
