@@ -716,7 +716,8 @@ def serve(args):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     stack = Stack(args.builddir, srcdir=args.srcdir, listen=listen, api_key=key, env=env,
-                  name="dev", shipped_rates=True, uid_base=1900000, drain_timeout=20)
+                  name="dev", shipped_rates=True, uid_base=1900000, drain_timeout=20,
+                  check_imports=True)  # as shipped: the tests turn it off
     try:
         stack.start()
         print("sandcell is serving on %s" % stack.url, flush=True)
