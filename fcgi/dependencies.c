@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fcgi/admission.h"
 #include "fcgi/dependencies.h"
 #include "fcgi/import_check.h"
 #include "fcgi/log.h"
+#include "fcgi/script_run.h"
 
 #define MAX_DEPENDENCIES 10000
 #define MAX_FIELD 256
@@ -85,34 +85,22 @@ oom:
 /* Runs the scan and replaces the cache. Fills r with an error if it fails. */
 static const char *rescan(struct reply *r)
 {
-	const struct language *python = language_find("python3");
 	struct run_result res = { 0 };
 	struct dependency *list = NULL;
 	size_t n = 0;
 	char err[512] = "";
 	const char *outcome = "ok";
-	int rc;
 
-	if (!python) {
-		reply_error(r, 500, -500, "python3 is not available to list dependencies");
-		return "host_fault";
-	}
-	if (!admission_enter()) {
+	switch (script_run("dependencies", NULL, 0, scan_script, sizeof(scan_script) - 1, &res, err,
+			   sizeof(err))) {
+	case SCRIPT_BUSY:
 		reply_error(r, 503, -503, "Too many requests");
 		return "busy";
-	}
-	if (!admission_start()) {
-		admission_leave();
-		reply_error(r, 503, -503, "Too many requests");
-		return "busy";
-	}
-	rc = jail_run(python, false, "dependencies", NULL, 0, scan_script, sizeof(scan_script) - 1, &res,
-		      err, sizeof(err));
-	admission_finish();
-	admission_leave();
-	if (rc != 0) {
+	case SCRIPT_NO_SANDBOX:
 		reply_error(r, 500, -500, err[0] ? err : "could not set up a sandbox");
 		return "host_fault";
+	case SCRIPT_RAN:
+		break;
 	}
 	if (res.exit_code != 0 || res.hits) {
 		log_event(LOG_LEVEL_ERROR, "dependency scan failed", NULL);

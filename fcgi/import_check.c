@@ -26,10 +26,10 @@
 
 #include "fcgi/admission.h"
 #include "fcgi/import_check.h"
+#include "fcgi/script_run.h"
 #include "fcgi/log.h"
 #include "jail/backoff.h"
 #include "jail/jail.h"
-#include "jail/languages.h"
 
 #define MAX_RECHECKS 32 /* at most so many modules are imported again alone */
 #define IDLE_MS 2000
@@ -143,28 +143,25 @@ static bool is_module_name(const char *s)
 	return true;
 }
 
-/* One run of the script through admission; 0 with res filled, -1 logged. */
+/* One run of the script (of module alone, if given); 0 with res filled, -1 logged. */
 static int run_check(const char *module, struct run_result *res)
 {
-	const struct language *python = language_find("python3");
 	char preload[MAX_NAME + 16] = "", err[512] = "";
-	int rc;
 
 	if (module)
 		snprintf(preload, sizeof(preload), "_only = '%s'\n", module);
-	if (!python || !admission_enter())
+	switch (script_run("import-check", preload, strlen(preload), check_script,
+			   sizeof(check_script) - 1, res, err, sizeof(err))) {
+	case SCRIPT_RAN:
+		return 0;
+	case SCRIPT_BUSY:
+		log_event(LOG_LEVEL_WARN, "import check: no free worker", NULL);
 		return -1;
-	if (!admission_start()) {
-		admission_leave();
+	case SCRIPT_NO_SANDBOX:
+		log_event(LOG_LEVEL_WARN, "import check: no sandbox", "error", err, NULL);
 		return -1;
 	}
-	rc = jail_run(python, false, "import-check", preload, strlen(preload), check_script,
-		      sizeof(check_script) - 1, res, err, sizeof(err));
-	admission_finish();
-	admission_leave();
-	if (rc != 0)
-		log_event(LOG_LEVEL_WARN, "import check: no sandbox", "error", err, NULL);
-	return rc;
+	return -1;
 }
 
 /* What a run that did not reach its end says about the module it stopped at. */

@@ -30,7 +30,7 @@ declare -A SOURCES=(
 		fcgi/log.c bpf/egress_rules.c $FUZZ_DIR/jail_stub.c"
 	[dns_answer]="fcgi/dns_client.c"
 	[fcgi_params]="fcgi/router.c fcgi/request.c fcgi/reply.c fcgi/reply_bound.c fcgi/utf8.c
-		fcgi/admission.c fcgi/log.c fcgi/dependencies.c fcgi/metrics.c fcgi/config.c
+		fcgi/admission.c fcgi/log.c fcgi/dependencies.c fcgi/script_run.c fcgi/metrics.c fcgi/config.c
 		fcgi/netaddr.c fcgi/egress_policy.c fcgi/dns_client.c fcgi/host_addrs.c
 		bpf/egress_rules.c jail/outcome.c $FUZZ_DIR/jail_stub.c"
 )
