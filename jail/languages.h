@@ -20,9 +20,9 @@ struct language {
 	/* host paths bound read-only at the same place in the jail; glob
 	 * patterns allowed; paths that do not exist are skipped */
 	const char *const *binds;
-	/* environment; "@THREADS@" is replaced by the CPU share in whole cores,
-	 * "@MODULES@" by the modules directory (entries with it are left out
-	 * when there is none) */
+	/* environment; a placeholder ends its entry: "@THREADS@" becomes the
+	 * CPU share in whole cores, "@MODULES@" the modules directory (entries
+	 * with it are left out when there is none) */
 	const char *const *env;
 	const char *const *syscalls;          /* beyond the base allowlist */
 	bool zygote;                          /* sandboxes fork from a zygote (zygote/) */
