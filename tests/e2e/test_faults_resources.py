@@ -216,6 +216,9 @@ def next_run_in_slot(stack, uid, tries=10):
 
 @pytest.mark.parametrize("language", ["python3", "nodejs"])
 def test_filling_tmp_ends_in_its_own_run(tmp_stack, language):
+    """/tmp's backing is the sandbox's memory (see above): a program that fills /tmp gets
+    ENOSPC when tmp_size is below memory_limit, the memory limit's marker when above; either
+    way in its own run, and the next run of the slot has an empty /tmp and all its memory."""
     tmp_size = int(tmp_stack.config["tmp_size"][:-1]) * MIB
     data = run_ok(tmp_stack, language, FILL_TMP[language])
     assert data["exit_code"] != 0, data
@@ -259,6 +262,8 @@ def remount_cgroups(pid, mode):
 @pytest.mark.skipif(not all(os.path.isdir(m) for m in CGROUP_MOUNTS),
                     reason="the limits are v1 cgroups only on hybrid hosts")
 def test_read_only_cgroupfs_refuses_runs():
+    """Fail closed: a sandbox that cannot be moved into its limits' cgroups never starts; the
+    run is refused (500, the cause named), sandcelld goes on, runs resume once writable."""
     with own_stack(wrapper=["unshare", "-m", "--propagation", "private"], warm_sandboxes=0,
                    max_workers=2) as s:
         assert_alive(s)
@@ -310,6 +315,8 @@ def set_pids_max(cg, value):
 
 
 def test_host_out_of_processes_refuses_runs():
+    """No task can be started: every run is refused at once with 500 and clone3's EAGAIN (not
+    hung, sandcelld alive), and runs succeed again once tasks can be started."""
     with own_pids_cgroup() as cg:
         enter = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg]
         with own_stack(wrapper=enter, warm_sandboxes=0, max_workers=2) as s:
@@ -361,6 +368,9 @@ NO_BPF_MESSAGE = ("network is not available: the egress policy cannot be enforce
 
 
 def test_bpf_refused_refuses_network_runs_only():
+    """bpf(2) refused: network runs get the documented 500 (README, Network egress: `network is
+    not available: the egress policy cannot be enforced on this host: <why>`), offline runs
+    work; sandcelld restarted with BPF available serves network runs again."""
     with own_stack(wrapper=["/usr/bin/python3", "-c", NO_BPF], max_workers=2) as s:
         for language, code in (("python3", "print(1)"), ("nodejs", "console.log(1)")):
             status, body = run(s, language, code, enable_network=True)
