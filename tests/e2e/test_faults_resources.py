@@ -259,12 +259,34 @@ def remount_cgroups(pid, mode):
                         "remount,bind," + mode, m], check=True)
 
 
+def refused_once_warm_ones_are_used(stack, refusal, tries=10):
+    """Runs each language until the first refusal (the warm sandboxes, started before the fault
+    with their limits, may serve some runs first, correctly), then twice more: refused too, as
+    no new sandbox can start. Returns the refusals' messages."""
+    messages = []
+    for language, code in (("python3", "print(6 * 7)"), ("nodejs", "console.log(6 * 7)")):
+        for _ in range(tries):
+            status, body = run(stack, language, code)
+            if status != 200:
+                break
+            assert body["data"] == {"stdout": "42\n", "stderr": "", "error": "", "exit_code": 0}, body
+        for _ in range(3):
+            assert_refused(status, body, refusal)
+            messages.append(body["message"])
+            status, body = run(stack, language, code)
+        assert_refused(status, body, refusal)
+    return messages
+
+
 @pytest.mark.skipif(not all(os.path.isdir(m) for m in CGROUP_MOUNTS),
                     reason="the limits are v1 cgroups only on hybrid hosts")
-def test_read_only_cgroupfs_refuses_runs():
+@pytest.mark.parametrize("warm", [0, 2])
+def test_read_only_cgroupfs_refuses_runs(warm):
     """Fail closed: a sandbox that cannot be moved into its limits' cgroups never starts; the
-    run is refused (500, the cause named), sandcelld goes on, runs resume once writable."""
-    with own_stack(wrapper=["unshare", "-m", "--propagation", "private"], warm_sandboxes=0,
+    run is refused (500, the cause named), sandcelld goes on, runs resume once writable. With
+    a warm pool, the pool's refills fail the same way (backing off) and its ready sandboxes,
+    limited since before the fault, serve first."""
+    with own_stack(wrapper=["unshare", "-m", "--propagation", "private"], warm_sandboxes=warm,
                    max_workers=2) as s:
         assert_alive(s)
         pid = s.sandcelld.pid
@@ -274,10 +296,7 @@ def test_read_only_cgroupfs_refuses_runs():
                              r"slot-\d+/cgroup\.procs: Read-only file system")
         remount_cgroups(pid, "ro")
         try:
-            for _ in range(3):
-                for language, code in (("python3", "print(1)"), ("nodejs", "console.log(1)")):
-                    status, body = run(s, language, code)
-                    assert_refused(status, body, refused)
+            refused_once_warm_ones_are_used(s, refused)
             assert s.sandcelld.poll() is None, s.log()
             # nothing ran: no process of the stack's uids, no populated cgroup
             assert_clean(s)
@@ -325,11 +344,8 @@ def test_host_out_of_processes_refuses_runs():
             assert_clean(s)
             set_pids_max(cg, "1")
             try:
-                for _ in range(3):
-                    for language, code in (("python3", "print(1)"), ("nodejs", "console.log(1)")):
-                        status, body = run(s, language, code)
-                        assert_refused(status, body, "could not set up the sandbox: clone3: "
-                                       "Resource temporarily unavailable")
+                refused_once_warm_ones_are_used(s, "could not set up the sandbox: clone3: "
+                                                "Resource temporarily unavailable", tries=1)
                 assert s.sandcelld.poll() is None, s.log()
                 assert_clean(s)
             finally:
