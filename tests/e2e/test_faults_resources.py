@@ -98,9 +98,24 @@ def small_run_dir():
         os.rmdir(d)
 
 
+def cli_run(stack, code):
+    """`sandcell run` beside the stack's sandcelld: it makes run_dir/cli-<pid> for itself."""
+    conf = os.path.join(stack.prefix, "cli.conf")
+    with open(conf, "w") as f:
+        # the command's sandboxes run as uid_base + 65536 + k: this puts them in the upper
+        # half of the stack's 32 uids, which its 12 slots leave unused
+        f.write("run_dir = %s\ncgroup_name = %s\nuid_base = %d\nworker_timeout = 10\n"
+                "enable_network = false\n"
+                % (stack.run_dir, stack.config["cgroup_name"], stack.uid_base + 16 - 65536))
+    return subprocess.run([os.path.join(stack.builddir, "sandcell"), "run", "--config", conf],
+                          input=code.encode(), capture_output=True, timeout=120,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+
 def test_full_run_dir_does_not_stop_runs(small_run_dir):
     """Runs need no space in run_dir: with its file system full (no block, no inode left),
-    runs of both languages, with and without network, still succeed."""
+    runs of both languages, with and without network, still succeed. `sandcell run`, which
+    needs a directory there, is refused at once with the cause, and works once space is freed."""
     with own_stack(run_dir=small_run_dir, max_workers=2) as s:
         assert sorted(os.listdir(small_run_dir)) == \
             ["executor.lock", "hosts", "resolv.conf", "root", "sandcell.sock"]
@@ -111,8 +126,15 @@ def test_full_run_dir_does_not_stop_runs(small_run_dir):
                 assert run_ok(s, "nodejs", "console.log(6 * 7)")["stdout"] == "42\n"
                 data = run_ok(s, "python3", "print(6 * 7)", enable_network=True)
                 assert data["stdout"] == "42\n" and data["exit_code"] == 0, data
+            r = cli_run(s, "print(6 * 7)")
+            assert r.returncode == 125 and r.stdout == b"", r
+            assert re.fullmatch(rb"sandcell: cannot set up the executor: mkdir %s/cli-\d+: "
+                                rb"No space left on device\n" % re.escape(small_run_dir.encode()),
+                                r.stderr), r.stderr
         finally:
             unfill(files)
+        r = cli_run(s, "print(6 * 7)")
+        assert (r.returncode, r.stdout) == (0, b"42\n"), r
         assert_clean(s)
         assert_alive(s)
 
@@ -145,7 +167,8 @@ def test_sandcelld_refuses_to_start_on_a_full_run_dir(small_run_dir):
 # namespace (jail/mounts.c), so its pages are memory, charged to the memory cgroup of the
 # sandbox's slot, which the next runs of that slot reuse (jail/cgroup.c). Nothing of it is on a
 # host disk; the zygote's own scratch /tmp (16 MiB, jail/zygote.c) is detached in every child
-# before a fresh one is mounted, and output is never spooled to a file. So the two ways /tmp's
+# before a fresh one is mounted (the next run below sees a /tmp of tmp_size, not 16 MiB), and
+# output is never spooled to a file. So the two ways /tmp's
 # backing runs out are: the tmpfs is full (ENOSPC, when tmp_size < memory_limit) and the memory
 # under it is exhausted (the memory limit, when tmp_size > memory_limit). In both the program
 # learns it in its own run, and the next run of the same slot has an empty /tmp and all of its
