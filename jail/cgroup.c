@@ -981,7 +981,7 @@ int cgroup_run_set_init(struct cgroup_run *cg, int pidfd, char *err, size_t errl
 
 int cgroup_run_attach_v1(struct cgroup_run *cg, pid_t pid, char *err, size_t errlen)
 {
-	char buf[32];
+	char buf[32], why[PATH_MAX + 96];
 
 	if (cgs.v2_controllers)
 		return 0;
@@ -989,8 +989,12 @@ int cgroup_run_attach_v1(struct cgroup_run *cg, pid_t pid, char *err, size_t err
 	for (int c = 0; c < V1_COUNT; c++) {
 		char dir[PATH_MAX];
 		slot_dir(c, cg->slot, dir);
-		if (write_file(-1, dir, "cgroup.procs", buf, err, errlen) < 0)
+		if (write_file(-1, dir, "cgroup.procs", buf, why, sizeof why) < 0) {
+			/* the caller kills the child: it never runs outside its limits */
+			snprintf(err, errlen, "could not set up the sandbox: its %s limit: %s",
+				 v1_names[c], why);
 			return -1;
+		}
 	}
 	return 0;
 }

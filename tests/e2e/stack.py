@@ -252,7 +252,7 @@ class Stack:
     """One sandcelld and one nginx in front of it, private to the caller."""
 
     def __init__(self, builddir, srcdir=None, nginx_dir=None, listen=None, api_key=None,
-                 env=None, name="test", shipped_rates=False, rate=None, **config):
+                 env=None, name="test", shipped_rates=False, rate=None, wrapper=None, **config):
         self.builddir = os.path.abspath(builddir)
         self.srcdir = os.path.abspath(srcdir or os.path.join(os.path.dirname(__file__), "..", ".."))
         self.nginx_dir = nginx_dir or os.environ.get("SANDCELL_E2E_NGINX_DIR") or \
@@ -270,6 +270,9 @@ class Stack:
         # rate ("1r/s"): every limit_req rate lowered to it, for a test that floods the shipped
         # zones, bursts and bounds without sending more than the burst plus that rate
         self.rate = rate
+        # argv put before sandcelld's (unshare, a cgroup, a seccomp filter: a fault to inject);
+        # it must exec sandcelld in its own process, so that the pid stays sandcelld's
+        self.wrapper = list(wrapper or [])
         self.prefix = None
         self.sandcelld = None
         self.nginx = None
@@ -419,7 +422,7 @@ class Stack:
         log = open(self.log_path, "wb")
         try:
             self.sandcelld = subprocess.Popen(
-                [self.sandcelld_bin, "--config", self.conf_path],
+                self.wrapper + [self.sandcelld_bin, "--config", self.conf_path],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=self.env, cwd=self.prefix, close_fds=True,
                 preexec_fn=_as_the_unit_starts_it)
