@@ -10,17 +10,21 @@ test_network.py), where listeners play the destinations.
 
 import json
 import os
+import grp
 import platform
+import pwd
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 
 import pytest
 
 import stack as stackmod
-from conftest import assert_alive, error_lines, run, run_ok
+from conftest import assert_alive, error_lines, http, post_raw, run, run_ok
 from test_attacks import SYSCALL_PY, report
 
 
@@ -281,3 +285,165 @@ def test_the_hosts_abstract_unix_sockets_are_out_of_reach(stack, enable_network)
     finally:
         listener.close()
         dgram.close()
+
+
+# ---- the FastCGI socket and the key ---------------------------------------------------------
+
+def fcgi_record(kind, content, request_id=1):
+    return struct.pack("!BBHHBB", 1, kind, request_id, len(content), 0, 0) + content
+
+
+def fcgi_params(params):
+    out = b""
+    for k, v in params.items():
+        k, v = k.encode(), v.encode()
+        for n in (len(k), len(v)):
+            out += struct.pack("!B", n) if n < 128 else struct.pack("!I", n | 0x80000000)
+        out += k + v
+    return out
+
+
+def fcgi_begin(sock, params):
+    """Opens a responder request and sends its parameters, but no byte of the body."""
+    sock.sendall(fcgi_record(1, struct.pack("!HB5x", 1, 0)) +       # BEGIN_REQUEST, RESPONDER
+                 fcgi_record(4, fcgi_params(params)) + fcgi_record(4, b""))
+
+
+def fcgi_answer(sock):
+    """Reads the records until END_REQUEST; returns what came on stdout."""
+    buf, out = b"", b""
+    while True:
+        while len(buf) < 8:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed before END_REQUEST: %r" % out)
+            buf += chunk
+        _, kind, _, length, padding, _ = struct.unpack("!BBHHBB", buf[:8])
+        while len(buf) < 8 + length + padding:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed in a record: %r" % out)
+            buf += chunk
+        content, buf = buf[8:8 + length], buf[8 + length + padding:]
+        if kind == 6:
+            out += content
+        elif kind == 3:
+            return out
+
+
+def run_params(stack, length, key=None):
+    params = {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "/v1/sandbox/run",
+              "REQUEST_URI": "/v1/sandbox/run", "DOCUMENT_URI": "/v1/sandbox/run",
+              "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(length),
+              "SERVER_PROTOCOL": "HTTP/1.1"}
+    if key:
+        params["HTTP_X_API_KEY"] = key
+    return params
+
+
+def fcgi_run(stack, body, key=None):
+    """POST /v1/sandbox/run straight on the FastCGI socket (what any www-data process can
+    do, skipping nginx); returns (status line, body of the answer)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(stack.socket_path)
+        s.settimeout(60)
+        fcgi_begin(s, run_params(stack, len(body), key))
+        for i in range(0, len(body), 32768):
+            s.sendall(fcgi_record(5, body[i:i + 32768]))
+        s.sendall(fcgi_record(5, b""))
+        head, _, rest = fcgi_answer(s).partition(b"\r\n\r\n")
+        return head.split(b"\r\n")[0].decode(), rest
+
+
+def test_an_unauthenticated_body_is_never_parsed(stack):
+    # fcgi/router.c: the key is checked before the handler; without it the body is read and
+    # dropped, never stored or parsed. Bodies the parser would refuse (400) or the size limit
+    # would (413) get the 401 without the key, and their own answer with it.
+    bad = {"not json": b"{not json" * 100000,
+           "deep": b"[" * 500000,
+           "not utf-8": b'{"language": "python3", "code": "\xff\xfe"}',
+           "over max_body_size": b" " * (10 * 1024 * 1024 + 1)}
+    for name, body in bad.items():
+        for key in (None, "wrong-" + stack.key, stack.key[:-1]):
+            assert fcgi_run(stack, body, key) == ("Status: 401 Unauthorized", b""), (name, key)
+        status, _ = fcgi_run(stack, body, stack.key)
+        assert status.startswith("Status: 413" if name.startswith("over") else "Status: 400"), \
+            (name, status)
+    # through nginx too: a body that is not JSON gets 401, not 400
+    r = post_raw(stack, "/v1/sandbox/run", b"{not json" * 1000, key=False)
+    assert (r.status_code, r.content) == (401, b""), (r.status_code, r.content[:200])
+    r = post_raw(stack, "/v1/sandbox/run", b"{not json" * 1000)
+    assert r.status_code == 400, (r.status_code, r.content[:200])
+    assert 'outcome="unauthorized"' in http("GET", stack, "/metrics", key=False).text
+
+
+CONNECT_AS = """
+import errno, os, socket, sys
+os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[3]); print('connected')
+except OSError as e:
+    print(errno.errorcode[e.errno])
+"""
+
+
+def connect_as(user, path):
+    pw = pwd.getpwnam(user)
+    r = subprocess.run(["/usr/bin/python3", "-c", CONNECT_AS, str(pw.pw_uid), str(pw.pw_gid), path],
+                       capture_output=True, text=True, timeout=60)
+    return r.stdout.strip() or r.stderr
+
+
+@pytest.fixture
+def fresh_dir():
+    """A directory nginx's workers may traverse (pytest's tmp_path is 0700)."""
+    d = tempfile.mkdtemp(prefix="sandcell-e2e-rundir-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_the_socket_refuses_clients_outside_www_data(make_stack, fresh_dir):
+    # run_dir made by sandcelld (fcgi/main.c::make_run_dir): 0711, the socket root:www-data 0660
+    run_dir = os.path.join(fresh_dir, "run")
+    s = make_stack(run_dir=run_dir, socket=run_dir + "/sandcell.sock", max_workers=1,
+                   warm_sandboxes=0)
+    st = os.stat(run_dir)
+    assert (oct(st.st_mode & 0o7777), st.st_uid) == ("0o711", 0), st
+    st = os.stat(s.socket_path)
+    assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == \
+        ("0o660", 0, grp.getgrnam("www-data").gr_gid), st
+    assert connect_as("nobody", s.socket_path) == "EACCES"
+    assert connect_as("www-data", s.socket_path) == "connected"
+    assert_alive(s)
+
+
+# ---- cpu_percent ---------------------------------------------------------------------------
+
+BURN_PY = """
+import json, time
+wall0, cpu0 = time.monotonic(), time.process_time()
+while time.monotonic() - wall0 < %(secs)s:
+    pass
+print(json.dumps({'wall': time.monotonic() - wall0, 'cpu': time.process_time() - cpu0}))
+"""
+
+BURN_NODE = """
+const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
+while (Number(process.hrtime.bigint() - t0) / 1e9 < %(secs)s) {}
+const c = process.cpuUsage(c0);
+console.log(JSON.stringify({wall: Number(process.hrtime.bigint() - t0) / 1e9,
+                            cpu: (c.user + c.system) / 1e6}));
+"""
+
+
+@pytest.mark.parametrize("language", ["python3", "nodejs"])
+def test_cpu_percent_throttles_a_busy_loop(make_stack, language):
+    # cpu_percent = 10: the cgroup's quota is a tenth of one CPU. A loop that spins for 4 s of
+    # wall time gets about 0.4 s of CPU; on a busy host less. Unthrottled it would get most
+    # of the 4 s on an idle host. The bound is loose on purpose: under half of the wall time.
+    s = make_stack(cpu_percent=10, max_workers=1, warm_sandboxes=0, worker_timeout=30)
+    out, data = report(s, (BURN_PY if language == "python3" else BURN_NODE) % {"secs": 4}, language)
+    assert data["exit_code"] == 0 and data["error"] == "", data
+    assert out["wall"] >= 4 and out["cpu"] < 0.5 * out["wall"], out
