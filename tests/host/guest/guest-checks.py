@@ -871,16 +871,14 @@ def wait_for_running_sandbox():
 def restart_in_flight():
     t, out = in_background(slow_run)
     running = wait_for_running_sandbox()
+    cursor = journal_cursor()
     sh("systemctl restart sandcell")
     t.join(HTTP_TIMEOUT)
     wait_for(health_ok, 60)
-    # the first run meets the new daemon filling its warm pools and starting its zygotes:
-    # under TCG that can take it past worker_timeout; a timeout is tried once more, anything
-    # else is the answer
-    data = run_data("nodejs", "console.log('served')")
-    if "error: timeout" in data["error"]:
-        data = run_data("nodejs", "console.log('served')")
-    after = data["stdout"]
+    # the new daemon's first runs meet it filling its warm pools, starting its zygotes and
+    # checking imports: under TCG that takes them past worker_timeout
+    wait_until_settled(cursor)
+    after = run_data("nodejs", "console.log('served')")["stdout"]
     return running and out.get("value", {}).get("stdout") == "finished\n" and \
         after == "served\n", "running=%s in-flight=%s after=%r" % (running, out, after)
 
