@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -34,6 +35,7 @@ import pytest
 
 import conftest
 import netns as netnsmod
+import stack as stackmod
 import test_network as tn
 
 CONTROL4 = "198.51.100.9"          # allowed by an egress_rule (TEST-NET-2 is denied by default)
@@ -268,3 +270,64 @@ def test_loopback_metadata_and_link_local6_are_refused_and_their_listeners_get_n
     assert after == counts, (counts, after)
     assert anet.sniffer.to(LOCAL["link_local6"]) == [] and anet.sniffer.to(LOCAL["multicast6"]) == []
     conftest.assert_alive(astack)
+
+
+# ---- more host addresses than the deny list holds ----------------------------------------
+
+MANY = 1100  # > HOST_ADDRS_MAX (1024): the own-address deny list cannot hold them all
+
+
+def _add_many(ns, verb):
+    """Adds (or deletes) MANY /32s in 10.77.0.0/16 on h0 in one `ip -batch`."""
+    batch = "".join("addr %s 10.77.%d.%d/32 dev h0\n" % (verb, i // 250, 1 + i % 250)
+                    for i in range(MANY))
+    r = subprocess.run(["ip", "-n", ns.name, "-force", "-batch", "-"], input=batch,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 or verb == "del", r.stderr[-500:]
+
+
+def _stack_in(ns, **config):
+    config.setdefault("netns", ns.path)
+    return stackmod.Stack(conftest.builddir(), srcdir=conftest.srcdir(), **config)
+
+
+def test_more_host_addresses_than_the_list_holds_refuses_the_start():
+    """A partial own-address list would leave the rest open: sandcelld refuses to start."""
+    ns = netnsmod.Netns("sc-many").create()
+    try:
+        _add_many(ns, "add")
+        with ns.entered():
+            s = _stack_in(ns)
+            with pytest.raises(stackmod.StackError) as e:
+                s.start()
+        assert "more than 1024" in str(e.value), str(e.value)[-2000:]
+    finally:
+        ns.delete()
+
+
+def test_more_host_addresses_than_the_list_holds_refuses_network_runs():
+    """Addresses that appear while sandcelld runs: past the limit network runs are refused."""
+    ns = netnsmod.Netns("sc-many").create()
+    try:
+        with ns.entered():
+            s = _stack_in(ns).start()
+            try:
+                probe = "import socket\ntry:\n socket.create_connection(('10.77.0.1', 443), 1)\n" \
+                        " print('connected')\nexcept OSError as e:\n print(e.errno)\n"
+                # a network run is accepted, and the address is denied as the host's (EPERM)
+                assert conftest.run_ok(s, "python3", probe, enable_network=True)["stdout"] == "1\n"
+                _add_many(ns, "add")
+                deadline = time.monotonic() + 60
+                while "cannot follow the host's addresses" not in s.log(100000):
+                    assert time.monotonic() < deadline, s.log(40)
+                    time.sleep(0.2)
+                assert "more than 1024" in s.log(100000), s.log(40)
+                status, body = conftest.run(s, "python3", probe, enable_network=True)
+                assert status == 500 and body["data"] is None, (status, body)
+                # offline runs go on
+                assert conftest.run_ok(s, "python3", "print(6 * 7)")["stdout"] == "42\n"
+            finally:
+                s.stop()
+            assert not s.stop_problems, s.stop_problems
+    finally:
+        ns.delete()
