@@ -23,8 +23,6 @@ they win), and it makes the class rules, not the absence of any UDP allow, the
 thing that refuses UDP here.
 """
 
-import json
-import os
 import socket
 import struct
 import subprocess
