@@ -5,12 +5,14 @@
 - the program cannot signal its init (pid 1), which lives on;
 - an offline run cannot reach the host's abstract unix sockets (it has its own
   network namespace, and abstract names are per namespace);
-- no two live sandboxes share a uid.
+- no two live sandboxes share a uid;
+- and, outside the jail, the FastCGI socket refuses a client outside its group.
 """
 
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -171,4 +173,23 @@ def test_no_two_live_sandboxes_share_a_uid(jstack):
             t.join()
     assert len(results) == 4
     assert most >= 2, most  # sandboxes were seen live at once (else nothing was shown)
+    assert_alive(jstack)
+
+
+def test_the_fastcgi_socket_refuses_clients_outside_its_group(jstack):
+    """socket_group www-data, socket_mode 0660 (the package's): nobody cannot connect,
+    www-data (nginx) can. The kernel refuses before sandcelld reads a byte."""
+    path = jstack.config["socket"]
+    probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+             "try:\n    s.connect(sys.argv[1]); print('connected')\n"
+             "except OSError as e:\n    print(e.errno)\n")
+    out = {}
+    for who, group in (("nobody", "nogroup"), ("www-data", "www-data")):
+        r = subprocess.run(["setpriv", "--reuid=" + who, "--regid=" + group, "--clear-groups",
+                            "--inh-caps=-all", "/usr/bin/python3", "-c", probe, path],
+                           capture_output=True, text=True, timeout=60)
+        out[who] = r.stdout.strip() or r.stderr
+    assert out == {"nobody": "13", "www-data": "connected"}, out
+    st = os.stat(path)
+    assert (oct(st.st_mode & 0o777), st.st_uid) == ("0o660", 0), st
     assert_alive(jstack)
