@@ -1,4 +1,5 @@
-"""The default egress deny list as the kernel applies it: every class, every way to send.
+"""The default egress deny list as the kernel applies it: every class, every way to send;
+a host-address list too long to hold; pasta's confinement and its gateway.
 
 SECURITY.md 2.7 lists the ranges the defaults deny (loopback, RFC 1918, CGNAT,
 link-local and metadata, reserved, documentation, multicast, ULA, 6to4, Teredo,
@@ -23,6 +24,7 @@ they win), and it makes the class rules, not the absence of any UDP allow, the
 thing that refuses UDP here.
 """
 
+import os
 import socket
 import struct
 import subprocess
@@ -35,6 +37,7 @@ import conftest
 import netns as netnsmod
 import stack as stackmod
 import test_network as tn
+import test_private_netns as tpn
 
 CONTROL4 = "198.51.100.9"          # allowed by an egress_rule (TEST-NET-2 is denied by default)
 CONTROL6 = "2001:db8:77::1"        # likewise (documentation range)
@@ -329,3 +332,83 @@ def test_more_host_addresses_than_the_list_holds_refuses_network_runs():
             assert not s.stop_problems, s.stop_problems
     finally:
         ns.delete()
+
+
+# ---- pasta: confined, forwarding nothing in, the gateway not the host's loopback -----------
+
+GW_PORT = 8099
+
+
+class PastaNet(tpn.PrivateNet):
+    """test_private_netns's namespace (a default route via the gateway, pasta per run) with
+    listeners on the host's loopback that pasta's gateway mapping would lead to."""
+
+    def __init__(self, ns):
+        super().__init__(ns)
+        self.loop4 = self.listen("127.0.0.1", GW_PORT)
+        self.loop6 = self.listen("::1", GW_PORT)
+
+
+@pytest.fixture(scope="module")
+def pasta_net():
+    yield from tn.net_in(netnsmod.Netns("sc-apns").create(with_gateway=True), PastaNet)
+
+
+def pastas_of(stack):
+    """pid -> /proc/PID/status of sandcelld's pasta children."""
+    found = {}
+    for pid, comm in tpn.children(stack.sandcelld.pid).items():
+        if comm in ("pasta", "passt", "pasta.avx2", "passt.avx2"):
+            found[pid] = open("/proc/%d/status" % pid).read()
+    return found
+
+
+def _fields(status):
+    return dict(l.split(":\t", 1) for l in status.splitlines() if ":\t" in l)
+
+
+def test_pasta_is_confined_and_forwards_nothing_in(pasta_net):
+    """pasta confines itself once it has set the namespace up (until then it holds
+    CAP_NET_ADMIN too and has no filter yet): the pool's pastas are waited for."""
+    s = pasta_net.stack(max_workers=2)
+    tn.report(s, "import json; print(json.dumps(1))")  # a network run: namespaces and pastas exist
+    deadline = time.monotonic() + 60
+    while True:
+        pastas = {pid: _fields(st) for pid, st in pastas_of(s).items()}
+        if pastas and all(st["Seccomp"].strip() == "2" for st in pastas.values()):
+            break
+        assert time.monotonic() < deadline, pastas
+        time.sleep(0.1)
+    for pid, st in pastas.items():
+        caps = "%016x" % ((1 << 21) | (1 << 10))  # CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE
+        assert st["CapEff"].strip() == caps and st["CapPrm"].strip() == caps, st
+        assert st["CapInh"].strip() == "0" * 16 and st["CapAmb"].strip() == "0" * 16, st
+        assert st["NoNewPrivs"].strip() == "1", st
+        assert os.readlink("/proc/%d/ns/mnt" % pid) != os.readlink("/proc/self/ns/mnt")
+        argv = open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0")
+        for flag in (b"-t", b"-u", b"-T", b"-U"):
+            assert argv[argv.index(flag) + 1] == b"none", argv
+        assert b"--no-map-gw" in argv, argv
+
+
+def test_the_gateway_address_does_not_lead_to_the_hosts_loopback(pasta_net):
+    """Without --no-map-gw pasta would hand a connection to the gateway to the host's
+    loopback. The egress_rule opens the gateway so that only pasta decides."""
+    s = pasta_net.stack(max_workers=2, egress_rule=[
+        "allow %s tcp 80" % netnsmod.HOSTS["public"],
+        "allow %s tcp %d" % (netnsmod.Netns.GATEWAY, GW_PORT)])
+    counts = (pasta_net.loop4.count(), pasta_net.loop6.count(), pasta_net.public.count())
+    code = ("import json, socket\ndef tcp(h, p):\n"
+            "    s = socket.socket(); s.settimeout(3)\n"
+            "    try:\n"
+            "        s.connect((h, p)); s.sendall(b'GET /gw HTTP/1.0\\r\\n\\r\\n')\n"
+            "        return s.recv(100).decode().split('\\r\\n\\r\\n')[-1] or 'closed'\n"
+            "    except OSError as e:\n"
+            "        return type(e).__name__\n"
+            "print(json.dumps([tcp(%r, %d), tcp(%r, 80)]))\n"
+            % (netnsmod.Netns.GATEWAY, GW_PORT, netnsmod.HOSTS["public"]))
+    out, _ = tn.report(s, code)
+    assert out[1] == "hello", out  # the control: pasta does carry an allowed connection
+    assert out[0] != "hello", out
+    assert (pasta_net.loop4.count(), pasta_net.loop6.count()) == counts[:2], out
+    assert pasta_net.public.count() == counts[2] + 1
