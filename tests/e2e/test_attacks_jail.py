@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import assert_alive, run_ok
+from conftest import assert_alive, post_raw, run_ok
 
 BOUND = 60  # seconds: guards a hang, measures nothing
 
@@ -192,4 +192,18 @@ def test_the_fastcgi_socket_refuses_clients_outside_its_group(jstack):
     assert out == {"nobody": "13", "www-data": "connected"}, out
     st = os.stat(path)
     assert (oct(st.st_mode & 0o777), st.st_uid) == ("0o660", 0), st
+    assert_alive(jstack)
+
+
+def test_an_unauthenticated_body_is_never_parsed(jstack):
+    """Without the key the body is taken in and dropped (so that nginx can finish writing it),
+    never parsed: bodies the parser refuses (400 with the key) get 401 with an empty body."""
+    bodies = {"deep": b"[" * 500000, "bad_utf8": b'{"language":"python3","code":"\xc0\xaf"}',
+              "garbage": os.urandom(4096)}
+    for name, body in bodies.items():
+        assert post_raw(jstack, "/v1/sandbox/run", body).status_code == 400, name  # parsed: refused
+        r = post_raw(jstack, "/v1/sandbox/run", body, key="wrong")
+        assert (r.status_code, r.content) == (401, b""), (name, r.status_code, r.content[:200])
+    log = jstack.log(100000)
+    assert log.count("outcome=unauthorized") >= len(bodies), jstack.log(20)
     assert_alive(jstack)
