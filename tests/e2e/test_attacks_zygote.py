@@ -180,8 +180,8 @@ def test_the_zygote_is_undumpable(zstack):
     (four capabilities) does not. (environ is no test: this kernel lets such a caller
     read it even of an undumpable process; the zygote holds no secret there, see
     test_zygote.py.) Without zygote/main.c's PR_SET_DUMPABLE the zygote stays undumpable
-    here all the same (its exec already makes it so, suid_dumpable being 0): the
-    prctl is a second line this test cannot tell apart."""
+    here all the same (probably set by its exec, suid_dumpable being 0; not pinned
+    down): the prctl is a second line this test cannot tell apart."""
     zpid = the_zygote(zstack)
     control = subprocess.Popen(NO_PTRACE + ["sleep", "60"])
     try:
