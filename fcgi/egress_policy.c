@@ -400,7 +400,7 @@ static int load_host_addrs(const struct sandcell_config *cfg, char *err, size_t 
 	if (host_addrs_open(cfg->netns, err, errlen) != 0)
 		return -1;
 	if (host_addrs_read(&st.host) != 0) {
-		snprintf(err, errlen, "reading the host's addresses: %s", strerror(errno));
+		snprintf(err, errlen, "reading the host's addresses: %s", host_addrs_error(errno));
 		host_addrs_close();
 		return -1;
 	}
@@ -645,7 +645,7 @@ static void *addrs_main(void *arg)
 		if (rc < 0 || host_addrs_read(&now) != 0) {
 			/* a new address would be open: fail closed */
 			log_event(LOG_LEVEL_ERROR, "egress policy: cannot follow the host's addresses: "
-				  "network runs are refused", "error", strerror(errno), NULL);
+				  "network runs are refused", "error", host_addrs_error(errno), NULL);
 			atomic_store(&st.addrs_lost, true);
 			executor_refuse_network("the host's addresses can no longer be followed");
 			break;

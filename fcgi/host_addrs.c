@@ -108,15 +108,21 @@ static int compare_text(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
+/* An address that does not fit marks the set too big: a partial list would
+ * leave the rest of the host's addresses open (host_addrs_read fails). */
 static void add(struct host_addrs *out, int family, const void *addr)
 {
 	char text[INET6_ADDRSTRLEN];
 
-	if (out->n >= HOST_ADDRS_MAX || !inet_ntop(family, addr, text, sizeof(text)))
+	if (!inet_ntop(family, addr, text, sizeof(text)))
 		return;
 	for (size_t i = 0; i < out->n; i++)
 		if (!strcmp(out->text[i], text))
 			return;
+	if (out->n >= HOST_ADDRS_MAX) {
+		out->too_many = true;
+		return;
+	}
 	memcpy(out->text[out->n++], text, sizeof(text));
 }
 
@@ -177,11 +183,24 @@ static int dump(int fd, struct host_addrs *out)
 int host_addrs_read(struct host_addrs *out)
 {
 	out->n = 0;
+	out->too_many = false;
 	for (int i = 0; i < N_NAMESPACES; i++)
 		if (socks[i] >= 0 && dump(socks[i], out) < 0)
 			return -1;
+	if (out->too_many) {
+		errno = E2BIG;
+		return -1;
+	}
 	qsort(out->text, out->n, sizeof(out->text[0]), compare_text);
 	return 0;
+}
+
+const char *host_addrs_error(int error)
+{
+	if (error == E2BIG)
+		return "the host has more than " HOST_ADDRS_MAX_TEXT " addresses: its own-address "
+		       "deny list cannot hold them all";
+	return strerror(error);
 }
 
 /* Reads what is pending on fd without waiting. */

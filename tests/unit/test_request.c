@@ -6,8 +6,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fcgi/log.h"
 #include "fcgi/request.h"
@@ -326,6 +330,66 @@ static void test_key_matches(void **state)
 	assert_false(router_key_matches(NULL, "secret"));
 }
 
+/* How many instructions router_key_matches(given, expected) takes, counted by
+ * single-stepping a child between two stops (the same raise() code around it
+ * each time, so only the comparison can make counts differ). No clock: the
+ * count is the same on a loaded host. -1 if the child cannot be traced. */
+static long steps_to_compare(const char *given, const char *expected)
+{
+	int status;
+	long steps = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+		raise(SIGSTOP);
+		bool r = router_key_matches(given, expected);
+		raise(SIGSTOP);
+		_exit(r);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status))
+		return -1;
+	for (;;) {
+		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL) != 0 || waitpid(pid, &status, 0) != pid ||
+		    !WIFSTOPPED(status)) {
+			steps = -1;
+			break;
+		}
+		if (WSTOPSIG(status) == SIGSTOP)
+			break;
+		steps++;
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return steps;
+}
+
+/* The key comparison takes as many steps whatever the presented key of the
+ * right length holds: it differs in the first byte, the last, or not at all
+ * (an early exit, as in strcmp or memcmp, would take fewer steps the sooner
+ * the keys differ, which leaks the key byte by byte). */
+static void test_key_compare_takes_the_same_steps_wherever_it_differs(void **state)
+{
+	char expected[65], first[65], middle[65], last[65];
+
+	(void)state;
+	memset(expected, 'k', 64);
+	expected[64] = '\0';
+	memcpy(first, expected, 65);
+	memcpy(middle, expected, 65);
+	memcpy(last, expected, 65);
+	first[0] = 'X';
+	middle[32] = 'X';
+	last[63] = 'X';
+	long right = steps_to_compare(expected, expected);
+	if (right < 0)
+		skip(); /* no ptrace here (a seccomp'd or traced test runner) */
+	assert_true(right > 64); /* the loop itself was stepped through */
+	assert_int_equal(steps_to_compare(first, expected), right);
+	assert_int_equal(steps_to_compare(middle, expected), right);
+	assert_int_equal(steps_to_compare(last, expected), right);
+}
+
 /* Strings must be well-formed UTF-8, whatever yajl's laxer check lets through. */
 static void test_strict_utf8(void **state)
 {
@@ -370,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_trace_id),
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_key_matches),
+		cmocka_unit_test(test_key_compare_takes_the_same_steps_wherever_it_differs),
 		cmocka_unit_test(test_strict_utf8),
 	};
 
