@@ -198,7 +198,7 @@ int host_addrs_read(struct host_addrs *out)
 const char *host_addrs_error(int error)
 {
 	if (error == E2BIG)
-		return "the host has more than " HOST_ADDRS_MAX_TEXT " addresses: its own-address "
+		return "the host has more than " HOST_ADDRS_TEXT(HOST_ADDRS_MAX) " addresses: its own-address "
 		       "deny list cannot hold them all";
 	return strerror(error);
 }

@@ -7,7 +7,8 @@
 #include <stddef.h>
 
 #define HOST_ADDRS_MAX 1024
-#define HOST_ADDRS_MAX_TEXT "1024"
+#define HOST_ADDRS_TEXT_(n) #n
+#define HOST_ADDRS_TEXT(n) HOST_ADDRS_TEXT_(n) /* the number as a string literal */
 
 struct host_addrs {
 	char text[HOST_ADDRS_MAX][INET6_ADDRSTRLEN]; /* sorted, no duplicates */
