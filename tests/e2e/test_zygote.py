@@ -94,7 +94,9 @@ def portrait(stack):
 
 
 def test_python_sandboxes_fork_from_the_zygote(zstack, cold):
-    assert is_zygote_child(zstack)
+    # not every run: one the zygote is too slow to answer (5 s, a loaded
+    # host) starts cold, as documented, while the zygote is restarted
+    wait_for_zygote_child(zstack)
     assert not is_zygote_child(cold)
     assert len(zygote_pids(zstack)) == 1  # offline only: network is off
     assert zygote_pids(cold) == []
