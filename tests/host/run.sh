@@ -16,8 +16,9 @@ set -euo pipefail
 deb=$(readlink -f "$1") work=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
 image=${SANDCELL_HOST_IMAGE_DIR:-$work/image}
-# TCG on 2 cores: boot ~40 s, checks ~5 min; anything beyond this is a hang
-GUEST_TIMEOUT=${SANDCELL_HOST_TIMEOUT:-1500}
+# TCG on 2 cores: boot ~40 s, checks 12-18 min (the data packages' install alone up to 20
+# with the host busy, guest-checks.py); anything beyond this is a hang
+GUEST_TIMEOUT=${SANDCELL_HOST_TIMEOUT:-2400}
 
 stage() { printf 'host-test: %-28s %4d s\n' "$1" "$2"; }
 

@@ -834,9 +834,10 @@ def main(n: int) -> dict:
        "node imports them and returns a chart as base64")
 def data_packages():
     debs = sorted(glob.glob(os.path.join(DATA_DEBS, "*.deb")))
-    # (without dpkg's fsync of every file: under TCG that alone takes minutes)
+    # (without dpkg's fsync of every file: under TCG that alone takes minutes). Byte-compiling
+    # the three packages under TCG took over 10 minutes on a busy 2-core host: 20 allowed
     p = sh(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-            "-o", "Dpkg::Options::=--force-unsafe-io"] + debs, check_rc=False,
+            "-o", "Dpkg::Options::=--force-unsafe-io"] + debs, check_rc=False, timeout=1200,
            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     if p.returncode != 0:
         return False, "%d debs: %s %s" % (len(debs), p.stderr[-2000:], p.stdout[-1000:])
