@@ -552,6 +552,30 @@ def seccomp_marker():
     return limit_check("python3", "import os\nos.fork()\n", "error: operation not permitted")
 
 
+# mov eax, 20 (getpid in the i386 table); int 0x80; ret (as tests/e2e/test_attacks_more.py)
+INT80_PY = r"""
+import ctypes, mmap
+page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(b'\xb8\x14\x00\x00\x00\xcd\x80\xc3')
+addr = ctypes.addressof(ctypes.c_char.from_buffer(page))
+print('calling', flush=True)
+print('returned', ctypes.CFUNCTYPE(ctypes.c_int)(addr)(), flush=True)
+"""
+
+
+@check("int 0x80 (an i386 system call, which Debian's kernel serves) from a sandbox: "
+       "killed by seccomp, error: operation not permitted")
+def i386_syscall_killed():
+    # the build machines have ia32 emulation off (a fault before seccomp): here it is on
+    bare = sh(["python3", "-c", INT80_PY], check_rc=False)
+    if not bare.stdout.startswith("calling\nreturned "):
+        return False, "int 0x80 outside a sandbox: rc %d %r" % (bare.returncode, bare.stdout)
+    data = run_data("python3", INT80_PY)
+    ok = (data["stdout"] == "calling\n" and data["exit_code"] == -1 and
+          "error: operation not permitted" in data["error"].split("\n"))
+    return ok, {k: (v[:300] if isinstance(v, str) else v) for k, v in data.items()}
+
+
 @check("endless loop: error: timeout")
 def timeout_marker():
     return limit_check("nodejs", "for (;;) {}", "error: timeout")
@@ -935,8 +959,8 @@ def main():
         return
     wait_until_settled()
     for c in (health, wrong_key, python_run, node_run, dify_python, dify_javascript,
-              dify_jinja2, v2_limits_in_place, memory_bombs, pids_limit,
-              seccomp_marker, timeout_marker, output_marker, file_size_marker,
+              dify_jinja2, v2_limits_in_place, memory_bombs, pids_limit, seccomp_marker,
+              i386_syscall_killed, timeout_marker, output_marker, file_size_marker,
               tmp_noexec_and_proc, reply_bounded, private_network_namespace, no_sandbox_left):
         c()
     cursor, count = journal_cursor(), blocked_metric()
