@@ -235,11 +235,16 @@ def settled(stack, before=None, timeout=SETTLE_TIMEOUT):
     while True:
         now = resources.count(stack)
         full = resources.warm_sandboxes(stack) >= want and resources.only_warm(stack)
-        if full and (before is None or not resources.compare(before, now)):
+        if full and (before is None or not grown(stack, before, now)):
             return now
         if time.monotonic() > deadline:
             return now
         time.sleep(0.5)
+
+
+def grown(stack, before, after):
+    return resources.compare(before, after, resources.latest_policy_rules(stack)) + \
+        [(p, "", "") for p in resources.idle_problems(after)]
 
 
 def percentile(values, p):
@@ -290,9 +295,12 @@ def soak(args):
         load(stack, args, port, args.seconds, tally)
         print("soak: waiting for the stack to be idle again", file=sys.stderr, flush=True)
         after = settled(stack, before)
-        grew = resources.compare(before, after)
+        grew = resources.compare(before, after, resources.latest_policy_rules(stack))
         for name, b, a in grew:
             tally.fail("resource %s grew: %s before, %s after" % (name, b, a))
+        for when, counts in (("before", before), ("after", after)):
+            for p in resources.idle_problems(counts):
+                tally.fail("idle stack %s: %s" % (when, p))
         for l in listeners:
             if l.accepted:
                 tally.fail("a listener on 127.0.0.1:%d accepted %d connections" % (port, l.accepted))
