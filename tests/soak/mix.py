@@ -19,7 +19,7 @@ import os
 import random
 import re
 
-TIMEOUT = 8                 # worker_timeout of the soak stack (seconds)
+TIMEOUT = 20                # worker_timeout of the soak stack (seconds)
 OUTPUT_LIMIT = 64 * 1024    # output_limit of the soak stack (bytes)
 TOKEN = re.compile(r"soak-[0-9a-f]{24}")
 PY_EXCEPTION_EXIT = 255     # API.md: an uncaught exception exits 255, as in DifySandbox
