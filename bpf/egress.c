@@ -769,6 +769,26 @@ int egress_blocked(uint64_t cgroup_id, egress_event_cb cb, void *ctx)
 	return errno == ENOENT ? n : -errno;
 }
 
+int egress_forget_blocked(uint64_t cgroup_id)
+{
+	int fd = map_fd(counters_map), n = 0;
+	struct egress_block_key key, next;
+	bool more;
+
+	if (fd < 0)
+		return fd;
+	/* the next key is taken before this one is deleted: a deleted key would
+	 * restart the walk */
+	more = bpf_map_get_next_key(fd, NULL, &next) == 0;
+	while (more) {
+		key = next;
+		more = bpf_map_get_next_key(fd, &key, &next) == 0;
+		if (key.cgroup_id == cgroup_id && bpf_map_delete_elem(fd, &key) == 0)
+			n++;
+	}
+	return errno == ENOENT ? n : -errno;
+}
+
 /* ---- host support ------------------------------------------------------- */
 
 int egress_cgroup_id(const char *cgroup_path, uint64_t *id)

@@ -13,6 +13,7 @@
  *   egress_set_policy(id, rules)       for each configured policy
  *   egress_assign(cgroup id, policy)   per network sandbox, before its code runs
  *   egress_unassign(cgroup id)         when the sandbox is gone
+ *   egress_forget_blocked(cgroup id)   its blocked-attempt counters, too
  *   egress_poll_events()    from one thread: blocked attempts, for the log
  *   egress_close()          at exit: the pins keep enforcing
  *   egress_detach_and_unpin()          clean removal (tests, uninstall)
@@ -102,9 +103,15 @@ int egress_delete_policy(uint32_t policy_id);
 int egress_assign(uint64_t cgroup_id, uint32_t policy_id);
 
 /* Takes the policy away: the cgroup is then denied everything. Its
- * blocked-attempt counters stay until evicted (LRU). Returns 0, or -errno
+ * blocked-attempt counters stay (egress_forget_blocked). Returns 0, or -errno
  * (-ENOENT: it had none). */
 int egress_unassign(uint64_t cgroup_id);
+
+/* Drops the blocked-attempt counters of cgroup_id: a slot's cgroup (and so
+ * its id) serves run after run, and each run's attempts must count from 1
+ * (events are sent at counts 1, 2, 4, ...). Call it once the cgroup is
+ * empty. Returns the number of counters dropped, or -errno. */
+int egress_forget_blocked(uint64_t cgroup_id);
 
 /* Calls cb for each cgroup with a policy (e.g. to drop those of sandboxes a
  * previous sandcelld left). Returns the number of cgroups, or -errno. */

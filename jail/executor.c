@@ -522,6 +522,7 @@ void sandbox_destroy(struct sandbox *sb)
 	cgroup_run_destroy(&sb->cg);
 	if (sb->admitted)
 		network_release(sb->cgroup_id, sb->policy);
+	network_forget_blocked(sb->cgroup_id);
 	/* reap the jail's init unless the run did: a zombie keeps its pid
 	 * charged to the slot's pids cgroup. The cgroup empties a moment before
 	 * the init becomes a zombie, so wait (bounded) for the pidfd to say so. */

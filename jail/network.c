@@ -8,8 +8,9 @@
  * attached once to the parent cgroup of all sandboxes: a sandbox cgroup
  * without a policy is denied every inet socket; network_admit gives a
  * network sandbox the policy right before its code is sent, network_release
- * takes it away. Everything here fails closed: if the programs cannot be
- * loaded or attached, or no policy has been installed, network_refusal()
+ * takes it away, and network_forget_blocked drops the cgroup's counts of
+ * blocked attempts (slot cgroups are reused). Everything here fails closed:
+ * if the programs cannot be loaded or attached, or no policy has been installed, network_refusal()
  * says why and the executor refuses network runs; runs without network are
  * unaffected (they have their own empty namespace, and no policy).
  *
@@ -254,6 +255,14 @@ void network_release(uint64_t cgroup_id, uint32_t policy)
 				net.gens[i].holders--;
 		forget_unheld_generations();
 	}
+	pthread_mutex_unlock(&net.lock);
+}
+
+void network_forget_blocked(uint64_t cgroup_id)
+{
+	pthread_mutex_lock(&net.lock);
+	if (net.open)
+		egress_forget_blocked(cgroup_id);
 	pthread_mutex_unlock(&net.lock);
 }
 

@@ -35,6 +35,11 @@ int network_admit(uint64_t cgroup_id, uint32_t *policy, char *err, size_t errlen
 /* Takes it away again (the cgroup is gone or going). */
 void network_release(uint64_t cgroup_id, uint32_t policy);
 
+/* Forgets the blocked-attempt counts of a sandbox's cgroup, network or not
+ * (an offline one is counted too: its inet sockets are refused), once it
+ * is empty: the slot's next run reuses the cgroup id and counts anew. */
+void network_forget_blocked(uint64_t cgroup_id);
+
 /* Where blocked attempts go; lookup fills the tag and language of the live
  * sandbox with a cgroup id (false: none). */
 void network_on_blocked(executor_blocked_fn fn, void *ctx,

@@ -559,6 +559,33 @@ def test_log_lines_are_rate_limited_per_request(net, stack):
     assert "further lines suppressed" in stack.log(2000)
 
 
+def test_blocked_attempts_of_each_run_of_a_reused_slot_are_logged(net):
+    # One run at a time, no warm sandboxes: two slots (jail/executor.c), so six runs reuse a
+    # slot cgroup (the same cgroup id) at least three times. Each run makes one blocked attempt
+    # to the same destination: each must be logged as the first of its run (count=1) and
+    # counted. A slot that kept the previous run's counter would report 2, then nothing (an
+    # event is sent at counts 1, 2, 4, ...: the third run's attempt, count 3, had none).
+    s = net.stack(max_workers=1, warm_sandboxes=0)
+    runs = 6
+    code = py("print(json.dumps([tcp(%r, 81, timeout=1)]))" % H["metadata"])
+
+    def lines():
+        return [l for l in s.log(2000).splitlines()
+                if "network attempt blocked" in l and "destination=169.254.169.254:81" in l]
+
+    for _ in range(runs):
+        conftest.assert_clean(s)  # the previous run's slot is free again
+        out, _ = report(s, code)
+        assert out == ["EPERM"], out
+    deadline = time.monotonic() + 10
+    while len(lines()) < runs and time.monotonic() < deadline:
+        time.sleep(0.2)
+    found = lines()
+    assert len(found) == runs, found
+    assert all(" count=1" in l for l in found), found
+    assert net.metadata.count() == 0
+
+
 # ---- host names ----------------------------------------------------------------
 
 def test_host_name_rule_follows_dns(net, stack):

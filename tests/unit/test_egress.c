@@ -905,6 +905,30 @@ static void test_events_and_counters(void **state)
 	assert_true(counted.sock_create_none >= 1);
 }
 
+/* A slot's cgroup serves run after run: once forgotten, its attempts count
+ * from 1 again (an event at 1), and other cgroups keep theirs. */
+static void test_forget_blocked(void **state)
+{
+	struct seen ring = { 0 }, counted = { 0 };
+
+	assert_true(egress_forget_blocked(T.id_none) > 0);
+	assert_int_equal(egress_blocked(T.id_none, note_event, &counted), 0);
+	assert_int_equal(egress_forget_blocked(T.id_none), 0);
+	assert_true(egress_blocked(T.id_a, note_event, &counted) > 0);
+	assert_int_equal(counted.connect4_private, 4);
+
+	while (egress_poll_events(0, note_event, &ring) > 0)
+		;
+	memset(&ring, 0, sizeof(ring));
+	assert_int_equal(socket_in(T.none, AF_INET6, SOCK_DGRAM, 0), EPERM);
+	while (egress_poll_events(100, note_event, &ring) > 0)
+		;
+	assert_int_equal(ring.sock_create_none, 1);
+	memset(&counted, 0, sizeof(counted));
+	assert_true(egress_blocked(T.id_none, note_event, &counted) > 0);
+	assert_int_equal(counted.sock_create_none, 1);
+}
+
 /* ---- restart ------------------------------------------------------------ */
 
 static int n_assigned;
@@ -1018,6 +1042,7 @@ int main(void)
 		cmocka_unit_test(test_two_policies_at_once),
 		cmocka_unit_test(test_backstop_drops_after_unassign),
 		cmocka_unit_test(test_events_and_counters),
+		cmocka_unit_test(test_forget_blocked),
 		cmocka_unit_test(test_pins_survive_restart),
 		cmocka_unit_test(test_failed_open_leaves_no_pins),
 		cmocka_unit_test(test_replace_and_delete_policy),
