@@ -599,11 +599,12 @@ int sandbox_send(struct sandbox *sb, const char *preload, size_t preload_len,
 	return 0;
 }
 
-int sandbox_collect(struct sandbox *sb, struct run_result *res, char *err, size_t errlen)
+int sandbox_collect(struct sandbox *sb, int client_fd, struct run_result *res, char *err,
+		    size_t errlen)
 {
 	memset(res, 0, sizeof(*res));
 	int rc = collect_run(&sb->proc, &sb->cg, &sb->input, ex.cfg->output_limit, ex.cfg->timeout_ms,
-			     res, err, errlen);
+			     client_fd, res, err, errlen);
 	res->hits |= cgroup_run_hits(&sb->cg);
 	/* a refused call only explains a failure, not a success */
 	if (supervisor_refused(sb->slot) && res->exit_code != 0)
@@ -626,8 +627,8 @@ void sandbox_release(struct sandbox *sb)
 }
 
 int jail_run(const struct language *lang, bool network, const char *tag, const char *preload,
-	     size_t preload_len, const char *code, size_t code_len, struct run_result *res,
-	     char *err, size_t errlen)
+	     size_t preload_len, const char *code, size_t code_len, int client_fd,
+	     struct run_result *res, char *err, size_t errlen)
 {
 	struct sandbox *sb;
 
@@ -635,7 +636,7 @@ int jail_run(const struct language *lang, bool network, const char *tag, const c
 		return -1;
 	int rc = sandbox_send(sb, preload, preload_len, code, code_len, err, errlen);
 	if (rc == 0)
-		rc = sandbox_collect(sb, res, err, errlen);
+		rc = sandbox_collect(sb, client_fd, res, err, errlen);
 	sandbox_release(sb);
 	return rc;
 }
