@@ -537,11 +537,19 @@ void sandbox_destroy(struct sandbox *sb)
 }
 
 /* A warm sandbox may have died while it waited (the OOM killer, an
- * operator): then it cannot take a program. */
+ * operator): then it cannot take a program. The init's exit alone says so
+ * late: the interpreter dies first, and its init exits only after it has
+ * reaped it and written its status, which takes a while on a loaded host.
+ * So any of: the init exited, the init wrote a status (the program ended),
+ * nobody reads stdin any more (the interpreter is gone). */
 static bool still_waiting(const struct sandbox *sb)
 {
-	struct pollfd p = { .fd = sb->proc.pidfd, .events = POLLIN };
-	return poll(&p, 1, 0) == 0;
+	struct pollfd p[] = {
+		{ .fd = sb->proc.pidfd, .events = POLLIN },
+		{ .fd = sb->proc.status_fd, .events = POLLIN },
+		{ .fd = sb->proc.stdin_fd, .events = 0 }, /* POLLERR: no reader left */
+	};
+	return poll(p, sizeof(p) / sizeof(p[0]), 0) == 0;
 }
 
 static void mark_running(struct sandbox *sb, bool running, const char *tag)
