@@ -206,6 +206,7 @@ def test_a_killed_network_helper_is_replaced(pnet, helper):  # noqa: F811
     helpers = children(s.sandcelld.pid)
     (victim,) = [p for p, c in helpers.items() if c.startswith("pas") == (helper == "pasta")]
     os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: dead(victim), "the helper died")  # (a run meanwhile may fail: closed)
     answers = []
     for _ in range(3):
         t0 = time.monotonic()
