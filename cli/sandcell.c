@@ -347,7 +347,7 @@ static int run_program(struct sandcell_config *cfg, const struct cli_options *o)
 		free(code);
 		return CLI_EXIT_FAILED;
 	}
-	rc = jail_run(lang, o->network, "cli", NULL, 0, code, len, &res, err, sizeof(err));
+	rc = jail_run(lang, o->network, "cli", NULL, 0, code, len, -1, &res, err, sizeof(err));
 	cli_executor_stop(cfg);
 	free(code);
 	if (rc != 0) {

@@ -12,9 +12,21 @@ void admission_init(unsigned max_requests, unsigned max_workers, unsigned queue_
  * already in flight. */
 bool admission_enter(void);
 
+enum admission_start {
+	ADMISSION_STARTED,     /* a worker slot is ours: run, then admission_finish */
+	ADMISSION_TIMED_OUT,   /* none came free within the queue timeout */
+	ADMISSION_CLIENT_GONE, /* client_fd hung up while waiting: nobody wants the run */
+};
+
 /* Waits for a worker slot, first come first served, at most the queue
- * timeout; false if none came free in time. Only after enter. */
-bool admission_start(void);
+ * timeout. client_fd is the connection of the client that waits (-1:
+ * none): it is looked at whenever the waiter wakes (at least every
+ * CLIENT_CHECK_MS) and last of all before the slot is taken, so a request
+ * whose client left is never started. Only after enter. */
+enum admission_start admission_start(int client_fd);
+
+/* The connection was closed or broken by its peer (not merely readable). */
+bool admission_client_gone(int client_fd);
 
 /* Gives the worker slot back. */
 void admission_finish(void);

@@ -22,7 +22,7 @@ static const char *const outcomes[] = {
 	"ok", "error", "timeout", "seccomp", "memory_limit", "output_limit", "pids_limit",
 	"file_size_limit", "unauthorized", "not_found", "method_not_allowed", "busy",
 	"too_large", "bad_request", "unsupported_language", "network_disabled",
-	"host_fault", "scan_failed", "other",
+	"host_fault", "scan_failed", "client_gone", "other",
 };
 #define N_OUTCOMES (sizeof(outcomes) / sizeof(outcomes[0]))
 

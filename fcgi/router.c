@@ -49,6 +49,7 @@ struct exchange {
 	double run_ms;
 	const char *outcome;
 	const char *reason;
+	bool no_answer;     /* the client left: nothing is sent */
 };
 
 void router_init(const struct sandcell_config *cfg)
@@ -82,6 +83,16 @@ static void fail(struct exchange *x, int status, const char *outcome, const char
 	reply_error(&x->reply, status, -status, message);
 	x->outcome = outcome;
 	x->reason = message;
+}
+
+/* Nobody reads the answer (nginx closed the connection): none is made, the
+ * log line says so. */
+static void client_gone(struct exchange *x, const char *reason)
+{
+	x->reply.status = 499; /* for the log: nginx's "client closed request" */
+	x->outcome = "client_gone";
+	x->reason = reason;
+	x->no_answer = true;
 }
 
 /* ---- the body ---------------------------------------------------------- */
@@ -199,13 +210,19 @@ static void run_admitted(struct exchange *x, const struct run_request *rq,
 	size_t error_len = 0;
 	int rc;
 
-	if (!admission_start()) {
+	switch (admission_start(x->fcgi->ipcFd)) {
+	case ADMISSION_STARTED:
+		break;
+	case ADMISSION_TIMED_OUT:
 		fail(x, 503, "queue_timeout", "Too many requests");
+		return;
+	case ADMISSION_CLIENT_GONE:
+		client_gone(x, "the client left while the run was queued");
 		return;
 	}
 	rc = jail_run(lang, rq->enable_network, x->id, preload ? rq->preload : NULL,
-		      preload ? rq->preload_len : 0, rq->code, rq->code_len, &res,
-		      err, sizeof(err));
+		      preload ? rq->preload_len : 0, rq->code, rq->code_len, x->fcgi->ipcFd,
+		      &res, err, sizeof(err));
 	admission_finish();
 	if (rc != 0) {
 		/* err is the executor's text for the operator; copy it before err dies */
@@ -222,6 +239,13 @@ static void run_admitted(struct exchange *x, const struct run_request *rq,
 		return;
 	}
 	metrics_observe_run(lang, res.duration_ms, res.hits);
+	if (res.client_gone) {
+		client_gone(x, "the client left during the run: it was killed");
+		x->exit_code = res.exit_code;
+		x->run_ms = res.duration_ms;
+		run_result_free(&res);
+		return;
+	}
 	error_text = run_result_error_text(&res, &error_len);
 	if (!error_text) {
 		fail(x, 500, "host_fault", "out of memory");
@@ -519,7 +543,7 @@ void router_handle(FCGX_Request *req)
 	/* whatever the answer, take in the rest of the body first: nginx still
 	 * writing it to a closed connection would turn our answer into a 502 */
 	discard_input(req->in);
-	sent = reply_send(&x.reply, req->out) == 0;
+	sent = x.no_answer || reply_send(&x.reply, req->out) == 0;
 	log_request(&x, ms_since(&start), sent);
 	reply_free(&x.reply);
 }

@@ -21,11 +21,12 @@ enum script_run script_run(const char *tag, const char *preload, size_t preload_
 	}
 	if (!admission_enter())
 		return SCRIPT_BUSY;
-	if (!admission_start()) {
+	if (admission_start(-1) != ADMISSION_STARTED) {
 		admission_leave();
 		return SCRIPT_BUSY;
 	}
-	int rc = jail_run(python, false, tag, preload, preload_len, script, script_len, res, err, errlen);
+	int rc = jail_run(python, false, tag, preload, preload_len, script, script_len, -1, res,
+			  err, errlen);
 	admission_finish();
 	admission_leave();
 	return rc == 0 ? SCRIPT_RAN : SCRIPT_NO_SANDBOX;

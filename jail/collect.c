@@ -5,9 +5,12 @@
  * up to the output limit), the runner's result pipe (the program is done:
  * answer now, the interpreter's teardown happens after the answer) and the
  * pidfd (the program ended without a result: it died, or exec'd, or closed
- * fd 3). Refused system
+ * fd 3) and, for a run that has one, the client's connection (nginx closes
+ * it when its client goes away: nobody waits for the answer any more, so
+ * the run is killed then instead of at its deadline). Refused system
  * calls are the supervisor's (jail/supervisor.c). The loop ends when the program has exited and both outputs reached
- * EOF; a deadline, an output overflow or a host fault kill the whole cgroup.
+ * EOF; a deadline, an output overflow, a client gone or a host fault kill
+ * the whole cgroup.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +46,9 @@ struct run_state {
 	const struct collect_input *in;
 	size_t part, offset;          /* next input byte to write */
 	struct stream out, errout;
-	bool exited, killed;
+	bool exited, killed, client_gone;
 	double killed_at;
+	int client_fd;                /* the client's connection, or -1 */
 	bool framed;                  /* the runner reported the end on fd 3 */
 	int framed_status;
 	unsigned hits;
@@ -191,7 +195,18 @@ static void drain_stream(struct run_state *st, struct stream *sm)
 	}
 }
 
-enum { PF_STDIN, PF_STDOUT, PF_STDERR, PF_RESULT, PF_PID, PF_COUNT };
+enum { PF_STDIN, PF_STDOUT, PF_STDERR, PF_RESULT, PF_PID, PF_CLIENT, PF_COUNT };
+
+/* The peer closed (or broke) the connection. Data it sent, if any, is not
+ * a hang-up: only POLLRDHUP/POLLHUP/POLLERR are. */
+static void watch_client(struct run_state *st, short revents)
+{
+	if (!(revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return;
+	st->client_fd = -1; /* once is enough; its owner closes it */
+	st->client_gone = true;
+	kill_sandbox(st);
+}
 
 static int poll_once(struct run_state *st, int timeout)
 {
@@ -201,6 +216,7 @@ static int poll_once(struct run_state *st, int timeout)
 		[PF_STDERR] = { st->errout.fd, POLLIN, 0 },
 		[PF_RESULT] = { st->s->result_fd, POLLIN, 0 },
 		[PF_PID] = { st->exited ? -1 : st->s->pidfd, POLLIN, 0 },
+		[PF_CLIENT] = { st->client_fd, POLLRDHUP, 0 },
 	};
 	int n = poll(p, PF_COUNT, timeout);
 	if (n < 0)
@@ -215,6 +231,8 @@ static int poll_once(struct run_state *st, int timeout)
 		read_frame(st);
 	if (p[PF_PID].revents)
 		reap(st, 0);
+	if (p[PF_CLIENT].revents)
+		watch_client(st, p[PF_CLIENT].revents);
 	return 0;
 }
 
@@ -253,14 +271,15 @@ static void judge(struct run_state *st, struct run_result *res)
 	if (res->signal == SIGXCPU)
 		st->hits |= JAIL_HIT_TIMEOUT;
 	res->hits = st->hits;
+	res->client_gone = st->client_gone;
 }
 
 int collect_run(struct spawned *s, struct cgroup_run *cg, const struct collect_input *in,
-		size_t output_limit, unsigned timeout_ms, struct run_result *res,
+		size_t output_limit, unsigned timeout_ms, int client_fd, struct run_result *res,
 		char *err, size_t errlen)
 {
 	struct run_state st = {
-		.s = s, .cg = cg, .in = in,
+		.s = s, .cg = cg, .in = in, .client_fd = client_fd,
 		.out = { .fd = s->stdout_fd, .limit = output_limit },
 		.errout = { .fd = s->stderr_fd, .limit = output_limit },
 	};

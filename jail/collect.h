@@ -14,11 +14,12 @@ struct collect_input {
 };
 
 /* Writes the input to the program's stdin, reads stdout and stderr (each
- * kept up to output_limit), and waits for the program to end, or kills it at the deadline or when an
- * output limit is passed. Fills res (output, exit status, hits except the
+ * kept up to output_limit), and waits for the program to end, or kills it at the deadline, when an
+ * output limit is passed or when client_fd (the client's connection; -1:
+ * none) hangs up, which sets res->client_gone. Fills res (output, exit status, hits except the
  * cgroup's). Returns 0, or -1 with a message on a host fault. */
 int collect_run(struct spawned *s, struct cgroup_run *cg, const struct collect_input *in,
-		size_t output_limit, unsigned timeout_ms, struct run_result *res,
+		size_t output_limit, unsigned timeout_ms, int client_fd, struct run_result *res,
 		char *err, size_t errlen);
 
 #endif

@@ -538,11 +538,19 @@ void sandbox_destroy(struct sandbox *sb)
 }
 
 /* A warm sandbox may have died while it waited (the OOM killer, an
- * operator): then it cannot take a program. */
+ * operator): then it cannot take a program. The init's exit alone says so
+ * late: the interpreter dies first, and its init exits only after it has
+ * reaped it and written its status, which takes a while on a loaded host.
+ * So any of: the init exited, the init wrote a status (the program ended),
+ * nobody reads stdin any more (the interpreter is gone). */
 static bool still_waiting(const struct sandbox *sb)
 {
-	struct pollfd p = { .fd = sb->proc.pidfd, .events = POLLIN };
-	return poll(&p, 1, 0) == 0;
+	struct pollfd p[] = {
+		{ .fd = sb->proc.pidfd, .events = POLLIN },
+		{ .fd = sb->proc.status_fd, .events = POLLIN },
+		{ .fd = sb->proc.stdin_fd, .events = 0 }, /* POLLERR: no reader left */
+	};
+	return poll(p, sizeof(p) / sizeof(p[0]), 0) == 0;
 }
 
 static void mark_running(struct sandbox *sb, bool running, const char *tag)
@@ -600,11 +608,12 @@ int sandbox_send(struct sandbox *sb, const char *preload, size_t preload_len,
 	return 0;
 }
 
-int sandbox_collect(struct sandbox *sb, struct run_result *res, char *err, size_t errlen)
+int sandbox_collect(struct sandbox *sb, int client_fd, struct run_result *res, char *err,
+		    size_t errlen)
 {
 	memset(res, 0, sizeof(*res));
 	int rc = collect_run(&sb->proc, &sb->cg, &sb->input, ex.cfg->output_limit, ex.cfg->timeout_ms,
-			     res, err, errlen);
+			     client_fd, res, err, errlen);
 	res->hits |= cgroup_run_hits(&sb->cg);
 	/* a refused call only explains a failure, not a success */
 	if (supervisor_refused(sb->slot) && res->exit_code != 0)
@@ -627,8 +636,8 @@ void sandbox_release(struct sandbox *sb)
 }
 
 int jail_run(const struct language *lang, bool network, const char *tag, const char *preload,
-	     size_t preload_len, const char *code, size_t code_len, struct run_result *res,
-	     char *err, size_t errlen)
+	     size_t preload_len, const char *code, size_t code_len, int client_fd,
+	     struct run_result *res, char *err, size_t errlen)
 {
 	struct sandbox *sb;
 
@@ -636,7 +645,7 @@ int jail_run(const struct language *lang, bool network, const char *tag, const c
 		return -1;
 	int rc = sandbox_send(sb, preload, preload_len, code, code_len, err, errlen);
 	if (rc == 0)
-		rc = sandbox_collect(sb, res, err, errlen);
+		rc = sandbox_collect(sb, client_fd, res, err, errlen);
 	sandbox_release(sb);
 	return rc;
 }

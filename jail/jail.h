@@ -79,6 +79,7 @@ struct run_result {
 	int signal;         /* the signal that killed it, 0 if it exited */
 	unsigned hits;      /* enum jail_hit bits */
 	double duration_ms; /* from sandbox_send to the end of the program */
+	bool client_gone;   /* killed because the client's connection hung up */
 };
 
 struct language;
@@ -128,16 +129,19 @@ int sandbox_take(const struct language *lang, bool network, const char *tag, str
 int sandbox_send(struct sandbox *sb, const char *preload, size_t preload_len,
 		 const char *code, size_t code_len, char *err, size_t errlen);
 
-/* Waits for the program to end within the timeout, fills res. */
-int sandbox_collect(struct sandbox *sb, struct run_result *res, char *err, size_t errlen);
+/* Waits for the program to end within the timeout, fills res. client_fd is
+ * the connection of the client that waits for the answer (-1: none); if it
+ * hangs up the program is killed (res->client_gone). */
+int sandbox_collect(struct sandbox *sb, int client_fd, struct run_result *res, char *err,
+		    size_t errlen);
 
 /* Kills what is left of the sandbox and removes it. Always safe to call. */
 void sandbox_release(struct sandbox *sb);
 
 /* take + send + collect + release. Returns 0 (res filled), or -1 with err. */
 int jail_run(const struct language *lang, bool network, const char *tag, const char *preload,
-	     size_t preload_len, const char *code, size_t code_len, struct run_result *res,
-	     char *err, size_t errlen);
+	     size_t preload_len, const char *code, size_t code_len, int client_fd,
+	     struct run_result *res, char *err, size_t errlen);
 
 /* ---- network --------------------------------------------------------------- */
 

@@ -60,12 +60,16 @@
 #include "jail/spawn.h"
 #include "jail/zygote.h"
 
+/* The step whose failure the parent completes with the interpreter's path
+ * (the child cannot format it: it must not allocate). */
+#define EXEC_STEP "exec the interpreter"
+
 /* pid 2: becomes the program. */
 static _Noreturn void program_main(const struct spawn_plan *plan, uid_t uid, struct child_fds *f)
 {
 	enter_as_program(plan->limits, plan->n_limits, uid, plan->seccomp, f);
 	execve(plan->executable, plan->argv, plan->envp);
-	enter_fail(f->error, "exec the interpreter");
+	enter_fail(f->error, EXEC_STEP);
 }
 
 static _Noreturn void child_main(const struct spawn_plan *plan, uid_t uid, struct child_fds *f)
@@ -136,8 +140,9 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-/* Waits for the exec (EOF on the error pipe) or the child's report. */
-static int await_exec(int error_fd, char *err, size_t errlen)
+/* Waits for the exec (EOF on the error pipe) or the child's report; a
+ * failed exec names the interpreter (removed, or made non-executable). */
+static int await_exec(int error_fd, const char *executable, char *err, size_t errlen)
 {
 	struct child_error ce;
 	ssize_t n;
@@ -147,7 +152,10 @@ static int await_exec(int error_fd, char *err, size_t errlen)
 	while (n < 0 && errno == EINTR);
 	if (n == 0)
 		return 0;
-	if (n == (ssize_t)sizeof(ce))
+	if (n == (ssize_t)sizeof(ce) && !strcmp(ce.what, EXEC_STEP))
+		snprintf(err, errlen, "could not set up the sandbox: %s %s: %s", ce.what, executable,
+			 strerror(ce.err));
+	else if (n == (ssize_t)sizeof(ce))
 		snprintf(err, errlen, "could not set up the sandbox: %s: %s", ce.what, strerror(ce.err));
 	else
 		snprintf(err, errlen, "could not set up the sandbox: the jail process failed");
@@ -264,7 +272,7 @@ int spawn_sandbox(const struct spawn_plan *plan, uid_t uid, struct cgroup_run *c
 		goto fail;
 	}
 	notify_fd = recv_fd(p.notify[0]);
-	if (await_exec(p.error[0], err, errlen) != 0)
+	if (await_exec(p.error[0], plan->executable, err, errlen) != 0)
 		goto fail;
 	if (notify_fd < 0) {
 		snprintf(err, errlen, "could not set up the sandbox: no seccomp listener received");
