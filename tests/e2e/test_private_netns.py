@@ -61,6 +61,15 @@ def stack(pnet):
     return pnet.stack(max_workers=4)
 
 
+def helpers_of(s, timeout=30):
+    """sandcelld's children once the last run's jail init is gone: it is reaped off the
+    answer's path, later still on a loaded host or a sanitized build."""
+    deadline = time.monotonic() + timeout
+    while len(children(s.sandcelld.pid)) > 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return children(s.sandcelld.pid)
+
+
 def children(pid):
     """pid -> command name of the processes whose parent is pid, but for the
     Python zygotes (test_zygote.py covers those)."""
@@ -219,7 +228,7 @@ def test_no_run_finds_the_previous_runs_connections(pnet):
     after = look(s, "python3")
     assert after["ns"] == first["ns"], (first, after)   # lent again: the pool works
     assert after["tcp"] == [] and after["unix"] == [], after
-    helpers = children(s.sandcelld.pid)   # the namespace's holder and its pasta
+    helpers = helpers_of(s)   # the namespace's holder and its pasta
     assert len(helpers) == 2 and [c for c in helpers.values() if c.startswith("pas")], helpers
     s.stop()
     assert not s.stop_problems, s.stop_problems
@@ -231,11 +240,7 @@ def test_nothing_outlives_a_killed_service(pnet):
     sandcelld all the same (their parent-death signal)."""
     s = pnet.stack(max_workers=1, warm_sandboxes=0)
     look(s, "nodejs")
-    # the run's jail init is reaped off the answer's path: wait for it to go
-    deadline = time.monotonic() + 10
-    while len(children(s.sandcelld.pid)) > 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    helpers = children(s.sandcelld.pid)
+    helpers = helpers_of(s)
     assert len(helpers) == 2, helpers
     s.restart_sandcelld(signal.SIGKILL)   # the new one removes the old one's cgroups
     assert gone(helpers), helpers
