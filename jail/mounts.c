@@ -64,8 +64,12 @@ static int plan_add_bind_at(struct mount_plan *plan, const char *path, const cha
 	b->source = strdup(real);
 	b->target = join(plan->root, inside);
 	b->directory = S_ISDIR(st.st_mode);
-	if (!b->source || !b->target)
+	if (!b->source || !b->target) {
+		/* not counted in n_binds: mount_plan_free would not see the one that was made */
+		free(b->source);
+		free(b->target);
 		return -1;
+	}
 	plan->n_binds++;
 	return 0;
 }
@@ -104,8 +108,11 @@ static int plan_add_usr_links(struct mount_plan *plan)
 		plan->links = links;
 		links[plan->n_links].path = join(plan->root, host);
 		links[plan->n_links].target = strdup(target);
-		if (!links[plan->n_links].path || !links[plan->n_links].target)
+		if (!links[plan->n_links].path || !links[plan->n_links].target) {
+			free(links[plan->n_links].path);
+			free(links[plan->n_links].target);
 			return -1;
+		}
 		plan->n_links++;
 	}
 	return 0;

@@ -35,7 +35,8 @@ this is what `./dev run` uses.
 
 Environment: $NGINX (the nginx binary), $SANDCELL_E2E_NGINX_DIR (another
 directory of nginx files to try instead of <srcdir>/nginx), $SANDCELL_E2E_KEEP
-(keep the prefix with its logs after stop()).
+(keep the prefix with its logs after stop()), $ASAN_OPTIONS, $UBSAN_OPTIONS,
+$LSAN_OPTIONS (passed on to sandcelld: `./dev sanitize`).
 
 Standard library only: it runs under Debian's /usr/bin/python3.
 """
@@ -64,6 +65,8 @@ NGINX_FILES = {
     "sandcell-snippet.conf": "snippets/sandcell.conf",
     "sandcell-site.conf": "sandcell-site.conf",
 }
+# What the sanitized build (./dev sanitize) reads; passed on to sandcelld when set.
+SANITIZER_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 # DifySandbox's environment names, passed through by `serve`.
 DIFY_ENV = ("API_KEY", "MAX_WORKERS", "MAX_REQUESTS", "WORKER_TIMEOUT", "ENABLE_NETWORK",
             "ENABLE_PRELOAD", "PYTHON_PATH", "NODEJS_PATH", "HTTP_PROXY", "HTTPS_PROXY",
@@ -300,6 +303,7 @@ class Stack:
             raise ValueError("more than 32 sandbox slots would overlap another stack's uids")
         self.config.update(config)
         base_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        base_env.update({k: os.environ[k] for k in SANITIZER_ENV if os.environ.get(k)})
         if name == "test":
             base_env["SANDCELL_E2E_SECRET"] = self.secret
         base_env.update(env or {})
