@@ -68,9 +68,17 @@ def gone(pids):
 
 
 def dead(pid):
-    """Gone, or a zombie (its parent, stopped, has not reaped it)."""
+    """Gone, or a zombie (its parent, stopped, has not reaped it) whose threads have all
+    exited: a thread group leader is a zombie as soon as its own thread is, while node's
+    other threads may still hold the process's descriptors (stdin) on a loaded host."""
     stat = stackmod._read("/proc/%d/stat" % pid)
-    return not stat or stat.rsplit(")", 1)[1].split()[0] == "Z"
+    if not stat:
+        return True
+    try:
+        threads = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z" and threads == [str(pid)]
 
 
 def in_background(fn):
