@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fcgi/import_check.h"
 #include "jail/jail.h"
 #include "tests/fuzz/jail_stub.h"
 
@@ -76,6 +75,7 @@ int jail_run(const struct language *lang, bool network, const char *tag, const c
 	     struct run_result *res, char *err, size_t errlen)
 {
 	bool scan = tag && !strcmp(tag, "dependencies");
+	bool check = tag && !strcmp(tag, "import-check");
 
 	(void)lang;
 	(void)network;
@@ -86,8 +86,13 @@ int jail_run(const struct language *lang, bool network, const char *tag, const c
 		snprintf(err, errlen, "stub: no sandbox could be set up");
 		return -1;
 	}
-	res->out_len = scan ? script.listing_len : code_len;
-	res->out = copy(scan ? script.listing : code, res->out_len);
+	if (scan || check) {
+		res->out_len = scan ? script.listing_len : script.check_output_len;
+		res->out = copy(scan ? script.listing : script.check_output, res->out_len);
+	} else {
+		res->out_len = code_len;
+		res->out = copy(code, code_len);
+	}
 	res->err_len = preload ? preload_len : 0;
 	res->err = copy(preload, res->err_len);
 	if (!res->out || !res->err) {
@@ -117,10 +122,4 @@ int executor_set_egress_policy(const struct egress_rule *rules, size_t n, char *
 void executor_refuse_network(const char *why)
 {
 	(void)why;
-}
-
-/* fcgi/import_check.c runs its sandboxes from a thread of its own, which a
- * harness must not start: after a dependencies/update, nothing. */
-void import_check_start(void)
-{
 }
