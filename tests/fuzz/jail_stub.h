@@ -22,6 +22,8 @@ struct jail_stub_script {
 	size_t listing_len;
 	const char *check_output; /* stdout of the import check's runs (tag "import-check") */
 	size_t check_output_len;
+	bool from_code;     /* a run's code "#stub exit=N signal=N hits=N fail" overrides
+			     * these fields for that run (sandcelld-nojail) */
 };
 
 /* What the next runs do; a zeroed script runs clean (exit 0, no hit).

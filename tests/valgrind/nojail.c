@@ -8,8 +8,11 @@
  * "Sanitizers", and tests/valgrind/test_requests.py.
  *
  * What a client sees: a run answers stdout = its code, stderr = its
- * preload, exit code 0; the dependency scan answers LISTING; the import
- * check answers CHECK_OUTPUT (one module that imports, one that fails, also
+ * preload, exit code 0, unless its code begins with a line
+ * "#stub exit=N signal=N hits=N fail" (any of them), which sets that run's
+ * exit code, signal, enum jail_hit bits, or makes it fail as a sandbox that
+ * cannot be set up; the dependency scan answers LISTING; the import check
+ * answers CHECK_OUTPUT (one module that imports, one that fails, also
  * alone: it is logged). */
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +38,7 @@ int executor_init(const struct jail_config *cfg, char *err, size_t errlen)
 		.listing_len = sizeof(LISTING) - 1,
 		.check_output = CHECK_OUTPUT,
 		.check_output_len = sizeof(CHECK_OUTPUT) - 1,
+		.from_code = true,
 	};
 
 	(void)cfg;

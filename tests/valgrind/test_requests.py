@@ -5,13 +5,15 @@ with tests/fuzz/jail_stub.c and tests/valgrind/nojail.c in place of the executor
 the eBPF egress loader (bpf/), which Debian 12's valgrind cannot run (no seccomp(2); see
 nojail.c). A run answers stdout = its code, stderr = its preload, exit code 0; no program
 runs. It is started as `valgrind --leak-check=full ... sandcelld-nojail`, sent a mix of
-good, bad and broken requests, stopped with SIGTERM, and valgrind's log must show no error
+good, bad and broken requests (and runs that end in every way the API describes, as the
+stub's "#stub ..." code asks), stopped with SIGTERM, and valgrind's log must show no error
 and no definite or indirect leak.
 
 Run by `./dev sanitize` (not by make check): SANDCELL_BUILDDIR is the build directory,
 $SANDCELL_VALGRIND_LOG (default: a temporary file, removed when clean) valgrind's log.
 """
 
+import concurrent.futures
 import json
 import os
 import re
@@ -101,6 +103,43 @@ def check_runs(s):
         assert body["data"]["stdout"] == code and body["data"]["error"] == "", body
 
 
+def check_outcomes(s):
+    """What the stub makes a run end with ("#stub ..." code, nojail.c): exit codes, a signal,
+    the limit markers, and a sandbox that cannot be set up (500)."""
+    for stub, exit_code, lines in (("exit=3", 3, ["process exited with code 3"]),
+                                   ("exit=-1 signal=9 hits=0x3f", -1,
+                                    ["process exited with code -1", "error: timeout",
+                                     "error: operation not permitted",
+                                     "error: memory limit exceeded",
+                                     "error: output limit exceeded",
+                                     "error: process limit exceeded",
+                                     "error: file size limit exceeded"])):
+        code = "#stub %s\n" % stub
+        body = envelope(post_run(s, {"language": "python3", "code": code, "preload": "pre"}),
+                        200, 0)
+        data = body["data"]
+        assert data["exit_code"] == exit_code and data["stdout"] == code, body
+        assert data["error"].split("\n")[:len(lines)] == lines, body
+    body = envelope(post_run(s, {"language": "nodejs", "code": "#stub fail"}), 500, -500)
+    assert "no sandbox could be set up" in body["message"], body
+
+
+def check_concurrent(s, clients=8, each=4):
+    """More clients than max_requests at once: each answer is a run's or the 503 envelope."""
+    def client(i):
+        out = []
+        for j in range(each):
+            r = post_run(s, {"language": "python3", "code": "c%d-%d" % (i, j)})
+            out.append((r.status_code, r.json(), "c%d-%d" % (i, j)))
+        return out
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        answers = [a for f in [pool.submit(client, i) for i in range(clients)] for a in f.result()]
+    for status, body, code in answers:
+        assert (status, body["code"]) in ((200, 0), (503, -503)), (status, body)
+        assert status != 200 or body["data"]["stdout"] == code, body
+    assert any(status == 200 for status, _, _ in answers), answers
+
+
 def check_dependencies(s):
     for method, path in (("GET", "/v1/sandbox/dependencies?language=python3"),
                          ("GET", "/v1/sandbox/dependencies/refresh?language=python3"),
@@ -184,6 +223,8 @@ def test_request_path_under_valgrind():
         check_runs(s)
         body = envelope(post_run(s, {"language": "python3", "code": "1", "preload": "p"}), 200, 0)
         assert body["data"]["stdout"] == "1", body
+        check_outcomes(s)
+        check_concurrent(s)
         check_dependencies(s)
         check_metrics(s)
         check_keep_alive(s)
