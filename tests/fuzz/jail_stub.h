@@ -3,8 +3,10 @@
  * behind them. A run "echoes": its stdout is the code (or, for the
  * dependency scan, the listing the harness set), its stderr the preload,
  * and its exit status, signal, hits and failure are what the harness
- * scripted for the current input. The background import check
- * (import_check_start) does nothing. */
+ * scripted for the current input; the import check's runs (tag
+ * "import-check") answer check_output. The harnesses that link
+ * fcgi/dependencies.c without fcgi/import_check.c link import_check_stub.c;
+ * tests/valgrind/sandcelld-nojail links the real import check. */
 #ifndef SANDCELL_TESTS_FUZZ_JAIL_STUB_H
 #define SANDCELL_TESTS_FUZZ_JAIL_STUB_H
 
@@ -18,6 +20,10 @@ struct jail_stub_script {
 	unsigned hits;      /* enum jail_hit bits */
 	const char *listing; /* stdout of the dependency scan (tag "dependencies") */
 	size_t listing_len;
+	const char *check_output; /* stdout of the import check's runs (tag "import-check") */
+	size_t check_output_len;
+	bool from_code;     /* a run's code "#stub exit=N signal=N hits=N fail" overrides
+			     * these fields for that run (sandcelld-nojail) */
 };
 
 /* What the next runs do; a zeroed script runs clean (exit 0, no hit).

@@ -32,7 +32,7 @@ declare -A SOURCES=(
 	[fcgi_params]="fcgi/router.c fcgi/request.c fcgi/reply.c fcgi/reply_bound.c fcgi/utf8.c
 		fcgi/admission.c fcgi/log.c fcgi/dependencies.c fcgi/script_run.c fcgi/metrics.c fcgi/config.c
 		fcgi/netaddr.c fcgi/egress_policy.c fcgi/dns_client.c fcgi/host_addrs.c
-		bpf/egress_rules.c jail/outcome.c $FUZZ_DIR/jail_stub.c"
+		bpf/egress_rules.c jail/outcome.c $FUZZ_DIR/jail_stub.c $FUZZ_DIR/import_check_stub.c"
 )
 HARNESSES=(request config egress_rule dns_answer fcgi_params)
 [[ -n "${FUZZ_ONLY:-}" ]] && read -r -a HARNESSES <<< "$FUZZ_ONLY"
