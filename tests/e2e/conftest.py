@@ -18,6 +18,7 @@ namespace (created once per session, netns.py, no route out, deleted at the
 end), so whatever a network run of any test does never leaves this machine.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -58,6 +59,17 @@ def session_netns():
 def new_stack(**config):
     config.setdefault("netns", session_netns().path)
     return stackmod.Stack(builddir(), srcdir=srcdir(), **config).start()
+
+
+@contextlib.contextmanager
+def own_stack(**config):
+    """A stack of this test alone, stopped when the block ends (also on failure)."""
+    s = new_stack(**config)
+    try:
+        yield s
+    finally:
+        s.stop()
+    assert not s.stop_problems, s.stop_problems
 
 
 # One session for all requests: never use proxies from the environment (loopback only).

@@ -8,7 +8,6 @@ stack of their own inside a private namespace (netns.py, no route out; see
 test_network.py), where listeners play the destinations.
 """
 
-import json
 import os
 import grp
 import platform
@@ -24,7 +23,7 @@ import time
 import pytest
 
 import stack as stackmod
-from conftest import assert_alive, error_lines, http, post_raw, run, run_ok
+from conftest import assert_alive, error_lines, http, post_raw, run_ok
 from test_attacks import SYSCALL_PY, report
 
 

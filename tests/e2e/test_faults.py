@@ -12,7 +12,6 @@ zygote is test_zygote.py's test_a_killed_zygote_is_restarted_....
 Every "nothing left" check looks only at what the test's own stack made.
 """
 
-import contextlib
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import assert_alive, assert_clean, builddir, http, new_stack, run, run_ok, srcdir
+from conftest import assert_alive, assert_clean, builddir, http, own_stack, run, run_ok, srcdir
 import stack as stackmod
 from test_metrics import scrape, value
 from test_network import H, py, report
@@ -33,17 +32,6 @@ from test_private_netns import children, pnet  # noqa: F401 (pnet: the fixture)
 BOUND = 60  # seconds: catches "never", measures nothing
 UNAVAILABLE = {"code": -502, "message": "sandcell is not available", "data": None}
 SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(600)\n"
-
-
-@contextlib.contextmanager
-def own_stack(**config):
-    """A stack of this test alone, stopped when the block ends (also on failure)."""
-    s = new_stack(**config)
-    try:
-        yield s
-    finally:
-        s.stop()
-    assert not s.stop_problems, s.stop_problems
 
 
 def wait_until(cond, what, bound=BOUND):

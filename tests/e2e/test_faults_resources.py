@@ -22,21 +22,10 @@ import tempfile
 
 import pytest
 
-from conftest import assert_alive, assert_clean, error_lines, http, new_stack, run, run_ok
+from conftest import assert_alive, assert_clean, error_lines, http, own_stack, run, run_ok
 import stack as stackmod
 
 MIB = 1 << 20
-
-
-@contextlib.contextmanager
-def own_stack(**config):
-    """A stack of this test alone, stopped when the block ends (also on failure)."""
-    s = new_stack(**config)
-    try:
-        yield s
-    finally:
-        s.stop()
-    assert not s.stop_problems, s.stop_problems
 
 
 def assert_refused(status, body, message):
