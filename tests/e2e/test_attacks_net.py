@@ -28,7 +28,6 @@ import os
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
@@ -88,28 +87,20 @@ def _ip(ns, *args):
     netnsmod._ip("-n", ns.name, *args)
 
 
-class Sniffer:
+class Sniffer(tn.Served):
     """Every IPv4/IPv6 packet that arrives at h1, but ICMPv6 and IGMP (neighbour
     and group chatter of the kernel): (destination, protocol, destination port)."""
 
     def __init__(self, ifname="h1"):
         self.got = []
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        self.sock.bind((ifname, 0))
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        sock.bind((ifname, 0))
+        self.serve(sock)
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                frame = self.sock.recv(65535)
-            except (socket.timeout, OSError):
-                continue
-            got = self._parse(frame)
-            if got:
-                self.got.append(got)
+    def serve_one(self):
+        got = self._parse(self.sock.recv(65535))
+        if got:
+            self.got.append(got)
 
     @staticmethod
     def _parse(frame):
@@ -133,11 +124,6 @@ class Sniffer:
         time.sleep(0.2)  # a frame in flight on the veth is counted too
         want = socket.inet_ntop(*_family_and_bytes(addr))
         return [g for g in self.got if g[0] == want]
-
-    def close(self):
-        self.stopping = True
-        self.thread.join()
-        self.sock.close()
 
 
 def _family_and_bytes(addr):

@@ -18,7 +18,6 @@ Every test looks at what the listeners received, not only at the client's
 error.
 """
 
-import contextlib
 import json
 import os
 import re
@@ -43,26 +42,13 @@ MISSING_NAME = "nowhere.sandcell.test"
 
 # ---- listeners that play hosts ---------------------------------------------------
 
-class Listener:
-    """A TCP (or abstract unix) listener that records every connection and the
-    first bytes it got, or a UDP socket that records every datagram. Its thread
-    is started from the test thread, so it lives in the test namespace."""
+class Served:
+    """A socket served by a daemon thread until close(): serve_one() again and again;
+    its timeout (0.2 s) lets the thread see close(). The thread is started from the test
+    thread, so it lives in the test namespace."""
 
-    def __init__(self, host, port=0, kind="tcp", reply=b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"):
-        self.kind, self.reply = kind, reply
-        self.got = []  # (peer, first bytes)
-        if kind == "unix":
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.bind(host)
-        else:
-            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-            typ = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
-            self.sock = socket.socket(fam, typ)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind((host, port))
-        if kind != "udp":
-            self.sock.listen(64)
-        self.port = port if kind == "unix" else self.sock.getsockname()[1]
+    def serve(self, sock):
+        self.sock = sock
         self.sock.settimeout(0.2)
         self.stopping = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -71,28 +57,9 @@ class Listener:
     def _serve(self):
         while not self.stopping:
             try:
-                if self.kind == "udp":
-                    data, peer = self.sock.recvfrom(4096)
-                    self.got.append((peer, data))
-                    continue
-                conn, peer = self.sock.accept()
+                self.serve_one()
             except (socket.timeout, OSError):
                 continue
-            data = b""
-            try:
-                conn.settimeout(1)
-                data = conn.recv(4096)
-                if self.reply:
-                    conn.sendall(self.reply)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-            self.got.append((peer, data))
-
-    def count(self):
-        time.sleep(0.1)  # a connection in the accept queue is counted too
-        return len(self.got)
 
     def close(self):
         self.stopping = True
@@ -100,7 +67,51 @@ class Listener:
         self.sock.close()
 
 
-class DnsServer:
+class Listener(Served):
+    """A TCP (or abstract unix) listener that records every connection and the
+    first bytes it got, or a UDP socket that records every datagram."""
+
+    def __init__(self, host, port=0, kind="tcp", reply=b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"):
+        self.kind, self.reply = kind, reply
+        self.got = []  # (peer, first bytes)
+        if kind == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(host)
+        else:
+            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+            typ = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+            sock = socket.socket(fam, typ)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        if kind != "udp":
+            sock.listen(64)
+        self.port = port if kind == "unix" else sock.getsockname()[1]
+        self.serve(sock)
+
+    def serve_one(self):
+        if self.kind == "udp":
+            data, peer = self.sock.recvfrom(4096)
+            self.got.append((peer, data))
+            return
+        conn, peer = self.sock.accept()
+        data = b""
+        try:
+            conn.settimeout(1)
+            data = conn.recv(4096)
+            if self.reply:
+                conn.sendall(self.reply)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        self.got.append((peer, data))
+
+    def count(self):
+        time.sleep(0.1)  # a connection in the accept queue is counted too
+        return len(self.got)
+
+
+class DnsServer(Served):
     """Answers A queries for the names in self.records with TTL 1 (sandcelld
     clamps to its minimum); AAAA: no data; other names: NXDOMAIN."""
 
@@ -108,24 +119,17 @@ class DnsServer:
         self.records = {}
         self.queries = []
         self.datagrams = []  # everything that arrived, parseable or not
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 53))
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, 53))
+        self.serve(sock)
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                msg, peer = self.sock.recvfrom(1500)
-            except (socket.timeout, OSError):
-                continue
-            self.datagrams.append(msg)
-            try:
-                self.sock.sendto(self._answer(msg), peer)
-            except (ValueError, struct.error, OSError):
-                pass
+    def serve_one(self):
+        msg, peer = self.sock.recvfrom(1500)
+        self.datagrams.append(msg)
+        try:
+            self.sock.sendto(self._answer(msg), peer)
+        except (ValueError, struct.error, OSError):
+            pass
 
     def _answer(self, msg):
         qid, = struct.unpack("!H", msg[:2])
@@ -144,11 +148,6 @@ class DnsServer:
             answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 1, 4) + socket.inet_aton(addr)
         header = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, 1 if answers else 0, 0, 0)
         return header + question + answers
-
-    def close(self):
-        self.stopping = True
-        self.thread.join()
-        self.sock.close()
 
 
 # ---- the module's namespace and stacks ------------------------------------------
