@@ -16,6 +16,9 @@ and threads started from that thread meanwhile inherit the namespace, which
 is how the network tests run nginx, sandcelld and the listeners inside it
 without `ip netns exec` (which would remount /sys and hide the cgroups).
 
+Served is the thread that serves a socket of a host the tests play (a listener,
+a DNS server, a sniffer) until close().
+
 Standard library only.
 """
 
@@ -23,7 +26,9 @@ import atexit
 import contextlib
 import ctypes
 import os
+import socket
 import subprocess
+import threading
 
 CLONE_NEWNET = 0x40000000
 
@@ -137,3 +142,28 @@ class Netns:
             self.created = False
         if self in _live:
             _live.remove(self)
+
+
+class Served:
+    """A socket served by a daemon thread until close(): serve_one() again and again;
+    its timeout (0.2 s) lets the thread see close(). The thread is started from the test
+    thread, so it lives in the test namespace."""
+
+    def serve(self, sock):
+        self.sock = sock
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                self.serve_one()
+            except (socket.timeout, OSError):
+                continue
+
+    def close(self):
+        self.stopping = True
+        self.thread.join()
+        self.sock.close()

@@ -87,7 +87,7 @@ def _ip(ns, *args):
     netnsmod._ip("-n", ns.name, *args)
 
 
-class Sniffer(tn.Served):
+class Sniffer(netnsmod.Served):
     """Every IPv4/IPv6 packet that arrives at h1, but ICMPv6 and IGMP (neighbour
     and group chatter of the kernel): (destination, protocol, destination port)."""
 

@@ -42,32 +42,7 @@ MISSING_NAME = "nowhere.sandcell.test"
 
 # ---- listeners that play hosts ---------------------------------------------------
 
-class Served:
-    """A socket served by a daemon thread until close(): serve_one() again and again;
-    its timeout (0.2 s) lets the thread see close(). The thread is started from the test
-    thread, so it lives in the test namespace."""
-
-    def serve(self, sock):
-        self.sock = sock
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                self.serve_one()
-            except (socket.timeout, OSError):
-                continue
-
-    def close(self):
-        self.stopping = True
-        self.thread.join()
-        self.sock.close()
-
-
-class Listener(Served):
+class Listener(netnsmod.Served):
     """A TCP (or abstract unix) listener that records every connection and the
     first bytes it got, or a UDP socket that records every datagram."""
 
@@ -111,7 +86,7 @@ class Listener(Served):
         return len(self.got)
 
 
-class DnsServer(Served):
+class DnsServer(netnsmod.Served):
     """Answers A queries for the names in self.records with TTL 1 (sandcelld
     clamps to its minimum); AAAA: no data; other names: NXDOMAIN."""
 

@@ -64,34 +64,22 @@ ENVELOPE_503 = b'{"code":-503,"message":"Too many requests","data":null}'
 MAX_SHOWN = 20            # failures printed in full
 
 
-class Listener:
+class Listener(netnsmod.Served):
     """A TCP listener on 127.0.0.1:port (in the namespace of the calling thread) that
     counts the connections it accepts."""
 
     def __init__(self, port):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.5)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(64)
         self.accepted = 0
-        self.running = True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.serve(sock)
 
-    def _serve(self):
-        while self.running:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            c.close()
-
-    def close(self):
-        self.running = False
-        self.thread.join()
-        self.sock.close()
+    def serve_one(self):
+        c, _ = self.sock.accept()
+        self.accepted += 1
+        c.close()
 
 
 class Tally:
